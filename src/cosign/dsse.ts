@@ -1,10 +1,9 @@
+import { decodeBase64 } from '../base64.js'
 import { UserError } from '../errors.js'
+import { isRecord, parseJson } from '../json.js'
 
 /** The payload type of an in-toto Statement inside a DSSE envelope (what Chains writes). */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
-
-/** Media type of a `.att` layer whose blob is a DSSE envelope. */
-export const DSSE_ENVELOPE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json'
 
 /** One signature of a DSSE envelope. `keyid` is only a hint (cosign may leave it empty). */
 export interface DsseSignature {
@@ -41,26 +40,6 @@ export function pae(payloadType: string, body: Buffer): Buffer {
   ])
 }
 
-// Standard or URL-safe alphabet (DSSE accepts both), padding optional.
-const base64Pattern = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}$/
-
-/**
- * Decodes base64 strictly: Buffer.from(s, 'base64') silently skips characters
- * outside the alphabet, which would let a corrupted field decode to something.
- * Returns undefined when `value` is not base64.
- */
-export function decodeBase64(value: string): Buffer | undefined {
-  if (!base64Pattern.test(value)) return undefined
-  const unpadded = value.replace(/=+$/, '')
-  // A single leftover character cannot encode a byte; padding must complete a quantum.
-  if (unpadded.length % 4 === 1) return undefined
-  if (value.length !== unpadded.length && value.length % 4 !== 0) return undefined
-  return Buffer.from(
-    unpadded,
-    unpadded.includes('-') || unpadded.includes('_') ? 'base64url' : 'base64',
-  )
-}
-
 /** The payload bytes of an envelope. */
 export function envelopePayload(envelope: DsseEnvelope): Buffer {
   const payload = decodeBase64(envelope.payload)
@@ -68,22 +47,15 @@ export function envelopePayload(envelope: DsseEnvelope): Buffer {
   return payload
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /**
  * Parses a DSSE envelope from the bytes of a `.att` layer (or any JSON text),
  * checking its shape so later steps can rely on the types.
  */
 export function parseDsseEnvelope(json: Uint8Array | string): DsseEnvelope {
-  const text = typeof json === 'string' ? json : Buffer.from(json).toString('utf8')
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new DsseFormatError(`DSSE envelope is not JSON: ${(err as Error).message}`)
-  }
+  const value = parseJson(
+    json,
+    (reason) => new DsseFormatError(`DSSE envelope is not JSON: ${reason}`),
+  )
   if (!isRecord(value)) throw new DsseFormatError('DSSE envelope is not a JSON object')
 
   const { payloadType, payload, signatures } = value

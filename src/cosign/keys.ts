@@ -10,7 +10,8 @@ import { promisify } from 'node:util'
 import { secretbox } from '@noble/ciphers/salsa.js'
 import { UserError } from '../errors.js'
 import { maskSecret } from '../secrets.js'
-import { decodeBase64Strict, decodePem, encodePem, PemError } from './pem.js'
+import { decodeBase64 } from '../base64.js'
+import { decodePem, encodePem, PemError } from './pem.js'
 
 /** Label cosign writes since v1.x (sigstore's shared key format). */
 export const PRIVATE_KEY_LABEL = 'ENCRYPTED SIGSTORE PRIVATE KEY'
@@ -224,15 +225,14 @@ function parseEncryptedKey(pem: string): ParsedKey {
       `${WHAT}: scrypt parameters N=${describe(N)}, r=${describe(r)}, p=${describe(p)} are not accepted; accepted: ${ACCEPTED_PARAMS}`,
     )
   }
-  const salt = typeof kdf.salt === 'string' ? decodeBase64Strict(kdf.salt) : undefined
+  const salt = typeof kdf.salt === 'string' ? decodeBase64(kdf.salt) : undefined
   if (!salt || salt.length === 0)
     throw new KeyError(`${WHAT}: the scrypt salt is missing or not base64`)
-  const nonce = typeof cipher.nonce === 'string' ? decodeBase64Strict(cipher.nonce) : undefined
+  const nonce = typeof cipher.nonce === 'string' ? decodeBase64(cipher.nonce) : undefined
   if (!nonce || nonce.length !== NONCE_BYTES) {
     throw new KeyError(`${WHAT}: the secretbox nonce must be ${NONCE_BYTES} bytes of base64`)
   }
-  const ciphertext =
-    typeof json.ciphertext === 'string' ? decodeBase64Strict(json.ciphertext) : undefined
+  const ciphertext = typeof json.ciphertext === 'string' ? decodeBase64(json.ciphertext) : undefined
   if (!ciphertext || ciphertext.length <= TAG_BYTES) {
     throw new KeyError(`${WHAT}: the ciphertext is missing, not base64 or too short`)
   }

@@ -1,3 +1,4 @@
+import { decodeBase64 } from '../base64.js'
 import { UserError } from '../errors.js'
 
 /** One PEM block: the label of its BEGIN/END lines and the decoded body. */
@@ -15,7 +16,6 @@ export class PemError extends UserError {
 const LABEL = /^[\x21-\x2c\x2e-\x7e]+(?:[ -][\x21-\x2c\x2e-\x7e]+)*$/
 const BEGIN = /^-----BEGIN (.*)-----$/
 const END = /^-----END (.*)-----$/
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
 /**
  * Encodes `der` as PEM the way Go's encoding/pem (and so cosign) writes it:
@@ -27,16 +27,6 @@ export function encodePem(label: string, der: Uint8Array): string {
   const lines: string[] = []
   for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64))
   return `-----BEGIN ${label}-----\n${lines.join('\n')}${lines.length ? '\n' : ''}-----END ${label}-----\n`
-}
-
-/**
- * Decodes strict standard base64 (with padding, as Go's encoding/json writes
- * []byte). Buffer.from(..., 'base64') silently skips bad characters, so a
- * corrupted value would decode to the wrong bytes instead of failing.
- */
-export function decodeBase64Strict(text: string): Buffer | undefined {
-  if (!BASE64.test(text)) return undefined
-  return Buffer.from(text, 'base64')
 }
 
 /**
@@ -83,7 +73,7 @@ export function decodePemBlocks(text: string, what = 'PEM data'): PemBlock[] {
     if (!ended) throw new PemError(`${what}: PEM block '${label}' has no END line`)
     const joined = body.join('')
     if (joined === '') throw new PemError(`${what}: PEM block '${label}' is empty`)
-    const der = decodeBase64Strict(joined)
+    const der = decodeBase64(joined)
     if (!der) throw new PemError(`${what}: PEM block '${label}' has an invalid base64 body`)
     blocks.push({ label, body: der })
   }

@@ -1,10 +1,5 @@
 import { UserError } from '../errors.js'
-
-/** Media type of a `.sig` layer: the layer blob is the simple-signing payload. */
-export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json'
-
-/** Annotation of a `.sig` layer that holds the base64 signature over the payload. */
-export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature'
+import { isRecord, parseJson } from '../json.js'
 
 /** The `critical.type` cosign and Chains write. */
 export const SIMPLE_SIGNING_TYPE = 'cosign container image signature'
@@ -25,28 +20,12 @@ export class SimpleSigningFormatError extends UserError {
   override name = 'SimpleSigningFormatError'
 }
 
-const digestPattern = /^sha256:[0-9a-f]{64}$/
-
-/** True for `sha256:` + 64 lowercase hex characters, the only digest form compared here. */
-export function isSha256Digest(value: string): boolean {
-  return digestPattern.test(value)
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /** Parses and shape-checks a simple-signing payload from its exact bytes. */
 export function parseSimpleSigningPayload(bytes: Uint8Array | string): SimpleSigningPayload {
-  const text = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new SimpleSigningFormatError(
-      `simple-signing payload is not JSON: ${(err as Error).message}`,
-    )
-  }
+  const value = parseJson(
+    bytes,
+    (reason) => new SimpleSigningFormatError(`simple-signing payload is not JSON: ${reason}`),
+  )
   if (!isRecord(value) || !isRecord(value.critical)) {
     throw new SimpleSigningFormatError('simple-signing payload has no "critical" object')
   }

@@ -7,7 +7,6 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { repoRoot } from '../../test/harness/tools.js'
 import {
-  decodeBase64,
   DsseFormatError,
   IN_TOTO_PAYLOAD_TYPE,
   pae,
@@ -150,20 +149,6 @@ describe('parseDsseEnvelope', () => {
       '{"payloadType":"t","payload":"e30","signatures":[{"keyid":null,"sig":"AA"}]}',
     )
     expect(parsed.signatures).toEqual([{ sig: 'AA' }])
-  })
-})
-
-describe('decodeBase64', () => {
-  it('accepts standard and URL-safe base64, padded or not', () => {
-    expect(decodeBase64('+/8=')).toEqual(Buffer.from([0xfb, 0xff]))
-    expect(decodeBase64('-_8')).toEqual(Buffer.from([0xfb, 0xff]))
-    expect(decodeBase64('')).toEqual(Buffer.alloc(0))
-  })
-
-  it('rejects what Buffer.from would silently skip or truncate', () => {
-    for (const bad of ['ab!c', 'ab c', 'a', 'abcde', '+_==', 'ab=c', 'abc==']) {
-      expect(decodeBase64(bad), bad).toBeUndefined()
-    }
   })
 })
 

@@ -6,16 +6,11 @@
 import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { UserError } from '../errors.js'
 import { parseStatement, StatementError, type InTotoStatement } from '../provenance/types.js'
-import {
-  decodeBase64,
-  IN_TOTO_PAYLOAD_TYPE,
-  pae,
-  type DsseEnvelope,
-  type DsseSignature,
-} from './dsse.js'
+import { decodeBase64 } from '../base64.js'
+import { isDigest } from '../oci/digest.js'
+import { IN_TOTO_PAYLOAD_TYPE, pae, type DsseEnvelope, type DsseSignature } from './dsse.js'
 import { chainsKeyId, loadPublicKey, PublicKeyError, type PublicKeyInput } from './keyid.js'
 import {
-  isSha256Digest,
   parseSimpleSigningPayload,
   SimpleSigningFormatError,
   type SimpleSigningPayload,
@@ -176,7 +171,7 @@ export function verifySimpleSignature(
   publicKey: PublicKeyInput,
   expectedDigest: string,
 ): SimpleSigningPayload {
-  if (!isSha256Digest(expectedDigest)) {
+  if (!isDigest(expectedDigest)) {
     throw new VerificationError(
       'digest',
       `expected image digest "${expectedDigest}" is not sha256:<64 lowercase hex>`,

@@ -1,4 +1,5 @@
 import { UserError } from '../errors.js'
+import { isRecord } from '../json.js'
 import { isDigest } from './digest.js'
 import {
   MediaType,
@@ -14,10 +15,6 @@ import {
 export function bareMediaType(contentType: string | null | undefined): string | undefined {
   const bare = contentType?.split(';')[0]?.trim().toLowerCase()
   return bare ? bare : undefined
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function checkAnnotations(value: unknown, where: string): void {

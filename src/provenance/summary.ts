@@ -3,7 +3,7 @@
  * what was built, by whom, from which dataset, with which trainer image,
  * and how good the model is. Missing parts become undefined, never guesses.
  */
-import { decodeBase64 } from '../cosign/dsse.js'
+import { decodeBase64 } from '../base64.js'
 import {
   SLSA_PROVENANCE_V02,
   SLSA_PROVENANCE_V1,

@@ -6,6 +6,7 @@
  * Statement v1 with a SLSA v1 predicate. Fields Chains may omit are optional.
  */
 import { UserError } from '../errors.js'
+import { isRecord, parseJson } from '../json.js'
 
 export const STATEMENT_V01 = 'https://in-toto.io/Statement/v0.1'
 export const STATEMENT_V1 = 'https://in-toto.io/Statement/v1'
@@ -183,10 +184,6 @@ export class StatementError extends UserError {
   override name = 'StatementError'
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /**
  * Checks the Statement envelope (type, subjects, predicate type) and returns
  * it typed. The predicate itself is not checked: readers must tolerate gaps.
@@ -222,14 +219,12 @@ export function toStatement(value: unknown): InTotoStatement {
 
 /** Parses JSON bytes into a checked Statement. */
 export function parseStatement(json: Uint8Array | string): InTotoStatement {
-  const text = typeof json === 'string' ? json : Buffer.from(json).toString('utf8')
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new StatementError(`not an in-toto Statement: not JSON (${(err as Error).message})`)
-  }
-  return toStatement(value)
+  return toStatement(
+    parseJson(
+      json,
+      (reason) => new StatementError(`not an in-toto Statement: not JSON (${reason})`),
+    ),
+  )
 }
 
 export function isSlsaV02(statement: InTotoStatement): statement is SlsaV02Statement {
