@@ -6,6 +6,7 @@
 #   Node 24   from the npm registry (node-linux-<arch>), sha512 pinned below
 #   cosign    go install github.com/sigstore/cosign/v2/cmd/cosign
 #   registry  go install github.com/google/go-containerregistry/cmd/registry
+#   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -71,6 +72,18 @@ go_tool() {
   link "$dir/$name" "$name"
 }
 
+# A system package: installed with apt-get where we may, else the error says how.
+ensure_ssh_keygen() {
+  command -v ssh-keygen >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log 'installing openssh-client (ssh-keygen)'
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+  else
+    die 'ssh-keygen is missing: install openssh-client (e.g. sudo apt-get install openssh-client)'
+  fi
+}
+
+ensure_ssh_keygen
 # Independent installs run concurrently; each one's failure fails the script.
 pids=()
 install_node & pids+=($!)
