@@ -2,17 +2,13 @@
  * Interop with the real cosign (v2.6.5, built by scripts/test-tools.sh): keys
  * we write must be usable by cosign, and keys cosign writes must open here.
  */
-import { execFile } from 'node:child_process'
 import { createPublicKey, sign, verify } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { toolPath } from '../../test/harness/tools.js'
+import { runCosign, type CosignRun } from '../../test/harness/cosign.js'
 import { generateKeyPair, KeyError, openPrivateKey, SCRYPT_NS, type ScryptN } from './keys.js'
-
-const execFileAsync = promisify(execFile)
 
 let dir: string
 let n = 0
@@ -33,33 +29,12 @@ async function workDir(): Promise<string> {
 }
 
 /**
- * Runs cosign with only the environment it needs. HOME points into the temp
- * dir (cosign caches TUF data there); the unreachable proxy keeps it off the
- * network, proving key signing and verification work offline: its TUF lookup
- * fails at once and it goes on with the key alone. The password only ever
- * travels in COSIGN_PASSWORD.
+ * Where and how cosign runs: HOME in the temp dir (cosign caches TUF data
+ * there), the password only in COSIGN_PASSWORD. runCosign keeps cosign off the
+ * network, which proves key signing and verification work offline.
  */
-async function cosign(
-  cwd: string,
-  args: string[],
-  password?: string,
-): Promise<{ stdout: string; stderr: string }> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: path.join(dir, 'home'),
-    HTTPS_PROXY: 'http://127.0.0.1:9',
-    HTTP_PROXY: 'http://127.0.0.1:9',
-    NO_PROXY: '',
-  }
-  if (password !== undefined) env.COSIGN_PASSWORD = password
-  try {
-    return await execFileAsync(toolPath('cosign'), args, { cwd, env, timeout: 60_000 })
-  } catch (err) {
-    const e = err as { stderr?: string; code?: unknown }
-    throw new Error(`cosign ${args[0]} failed (exit ${String(e.code)}): ${e.stderr ?? ''}`, {
-      cause: err,
-    })
-  }
+function at(cwd: string, password?: string): CosignRun {
+  return { cwd, home: path.join(dir, 'home'), password }
 }
 
 /** Writes our generated key pair as cosign.key / cosign.pub, private key owner-only. */
@@ -73,13 +48,13 @@ async function writePair(d: string, scryptN?: ScryptN) {
 /** `cosign sign-blob` of d/blob with d/cosign.key into d/blob.sig (base64 DER), no Rekor. */
 function signBlob(d: string, password: string) {
   const args = ['sign-blob', '--key', 'cosign.key', '--tlog-upload=false', '--yes']
-  return cosign(d, [...args, '--output-signature', 'blob.sig', 'blob'], password)
+  return runCosign(at(d, password), [...args, '--output-signature', 'blob.sig', 'blob'])
 }
 
 /** `cosign verify-blob` of d/blob and d/blob.sig against d/cosign.pub, no Rekor. */
 function verifyBlob(d: string) {
   const args = ['verify-blob', '--key', 'cosign.pub', '--signature', 'blob.sig']
-  return cosign(d, [...args, '--insecure-ignore-tlog=true', 'blob'])
+  return runCosign(at(d), [...args, '--insecure-ignore-tlog=true', 'blob'])
 }
 
 // A minimal predicate of the kind Chains writes (slsa/v1 = SLSA provenance v0.2).
@@ -129,11 +104,14 @@ describe('our keys in real cosign', () => {
     await writePair(d)
     await writeFile(path.join(d, 'blob'), 'data')
     await expect(
-      cosign(
-        d,
-        ['sign-blob', '--key', 'cosign.key', '--tlog-upload=false', '--yes', 'blob'],
-        'not-the-password',
-      ),
+      runCosign(at(d, 'not-the-password'), [
+        'sign-blob',
+        '--key',
+        'cosign.key',
+        '--tlog-upload=false',
+        '--yes',
+        'blob',
+      ]),
     ).rejects.toThrow(/decryption failed/)
   })
 
@@ -142,24 +120,20 @@ describe('our keys in real cosign', () => {
     const pair = await writePair(d)
     await writeFile(path.join(d, 'model.bin'), 'model bytes')
     await writeFile(path.join(d, 'predicate.json'), PREDICATE)
-    await cosign(
-      d,
-      [
-        'attest-blob',
-        '--key',
-        'cosign.key',
-        '--tlog-upload=false',
-        '--yes',
-        '--predicate',
-        'predicate.json',
-        '--type',
-        'slsaprovenance',
-        '--output-signature',
-        'model.att.json',
-        'model.bin',
-      ],
-      pair.password,
-    )
+    await runCosign(at(d, pair.password), [
+      'attest-blob',
+      '--key',
+      'cosign.key',
+      '--tlog-upload=false',
+      '--yes',
+      '--predicate',
+      'predicate.json',
+      '--type',
+      'slsaprovenance',
+      '--output-signature',
+      'model.att.json',
+      'model.bin',
+    ])
     const envelope = JSON.parse(await readFile(path.join(d, 'model.att.json'), 'utf8')) as {
       payloadType: string
       payload: string
@@ -190,10 +164,10 @@ describe('our keys in real cosign', () => {
       '--insecure-ignore-tlog=true',
       'model.bin',
     ]
-    expect((await cosign(d, verifyArgs)).stderr).toContain('Verified OK')
+    expect((await runCosign(at(d), verifyArgs)).stderr).toContain('Verified OK')
     // The subject digest binds the attestation to the blob: other bytes must fail.
     await writeFile(path.join(d, 'model.bin'), 'other model bytes')
-    await expect(cosign(d, verifyArgs)).rejects.toThrow(/no matching subject digest/)
+    await expect(runCosign(at(d), verifyArgs)).rejects.toThrow(/no matching subject digest/)
   })
 })
 
@@ -201,7 +175,7 @@ describe('keys from cosign generate-key-pair', () => {
   it('open with openPrivateKey and sign what cosign verifies', async () => {
     const d = await workDir()
     const password = 'cosign-made password'
-    await cosign(d, ['generate-key-pair'], password)
+    await runCosign(at(d, password), ['generate-key-pair'])
     const [pem, pub] = await Promise.all([
       readFile(path.join(d, 'cosign.key'), 'utf8'),
       readFile(path.join(d, 'cosign.pub'), 'utf8'),

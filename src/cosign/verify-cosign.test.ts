@@ -3,14 +3,13 @@
  * cosign signs, with keys cosign made, our verifiers must accept, and reject
  * once anything changes.
  */
-import { execFile } from 'node:child_process'
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { repoRoot, toolPath } from '../../test/harness/tools.js'
+import { runCosign, type CosignRun } from '../../test/harness/cosign.js'
+import { repoRoot } from '../../test/harness/tools.js'
 import { summarizeProvenance } from '../provenance/summary.js'
 import { SLSA_PROVENANCE_V02, STATEMENT_V01 } from '../provenance/types.js'
 import { IN_TOTO_PAYLOAD_TYPE, parseDsseEnvelope, type DsseEnvelope } from './dsse.js'
@@ -24,29 +23,18 @@ import {
   type VerificationFailure,
 } from './verify.js'
 
-const run = promisify(execFile)
 const password = 'correct horse battery staple'
 const predicateFile = path.join(repoRoot, 'src/provenance/testdata/pipelinerun-predicate.json')
 const fixturePub = path.join(repoRoot, 'test/fixtures/chains-real/cosign.pub')
 
 let work: string
-let cosign: string
 
-/** Runs cosign in the work dir; the password only ever travels in the environment. */
-async function runCosign(args: string[]): Promise<string> {
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    // HOME in the temp dir: anything cosign caches (~/.sigstore) is cleaned up with it.
-    HOME: work,
-    COSIGN_PASSWORD: password,
-  }
-  try {
-    const { stdout } = await run(cosign, args, { cwd: work, env })
-    return stdout
-  } catch (err) {
-    const { stderr } = err as { stderr?: string }
-    throw new Error(`cosign ${args[0] ?? ''} failed: ${stderr ?? String(err)}`, { cause: err })
-  }
+/**
+ * cosign runs in the work dir, which is also its HOME (anything cosign caches,
+ * ~/.sigstore, goes with it); the password only ever travels in the environment.
+ */
+function inWork(): CosignRun {
+  return { cwd: work, home: work, password }
 }
 
 function expectFailure(fn: () => unknown, reason: VerificationFailure, message: RegExp): void {
@@ -65,9 +53,8 @@ let ecPub: string
 let rsaPub: string
 
 beforeAll(async () => {
-  cosign = toolPath('cosign')
   work = await mkdtemp(path.join(tmpdir(), 'oml-cosign-'))
-  await runCosign(['generate-key-pair']) // writes cosign.key / cosign.pub in cwd
+  await runCosign(inWork(), ['generate-key-pair']) // writes cosign.key / cosign.pub in cwd
   ecPub = await readFile(path.join(work, 'cosign.pub'), 'utf8')
   // An RSA key imported by cosign, to check the RSA verification path against cosign's signer.
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -76,7 +63,14 @@ beforeAll(async () => {
     rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     { mode: 0o600 },
   )
-  await runCosign(['import-key-pair', '--key', 'rsa.pem', '--output-key-prefix', 'rsa', '--yes'])
+  await runCosign(inWork(), [
+    'import-key-pair',
+    '--key',
+    'rsa.pem',
+    '--output-key-prefix',
+    'rsa',
+    '--yes',
+  ])
   rsaPub = await readFile(path.join(work, 'rsa.pub'), 'utf8')
 })
 
@@ -92,7 +86,7 @@ describe('attestations made by cosign attest-blob', () => {
   async function attest(key: string, out: string): Promise<DsseEnvelope> {
     await writeFile(path.join(work, 'model.bin'), model)
     await copyFile(predicateFile, path.join(work, 'predicate.json'))
-    await runCosign([
+    await runCosign(inWork(), [
       'attest-blob',
       '--key',
       key,
@@ -183,7 +177,7 @@ describe('simple signing payloads signed by cosign sign-blob', () => {
 
   async function signBlob(key: string, file: string, bytes: Buffer): Promise<string> {
     await writeFile(path.join(work, file), bytes)
-    await runCosign([
+    await runCosign(inWork(), [
       'sign-blob',
       '--key',
       key,
