@@ -1,0 +1,384 @@
+import { existsSync, readFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import * as core from '@actions/core'
+import { parseDuration } from './duration.js'
+import { InputError } from './errors.js'
+import { parseReference, type Reference } from './oci/reference.js'
+import { maskSecret } from './secrets.js'
+import {
+  EMBEDDED_MODEL_REPOSITORY,
+  EMBEDDED_REGISTRY,
+  type ClusterPlan,
+  type Plan,
+  type RegistryAuth,
+  type SigningKeyInput,
+} from './plan.js'
+import * as versions from './versions.js'
+
+/** Every input of action.yml, by name. */
+export const INPUT_NAMES = [
+  'dataset',
+  'image',
+  'registry-username',
+  'registry-password',
+  'cluster',
+  'kubeconfig',
+  'cluster-name',
+  'kind-version',
+  'kubernetes-version',
+  'tekton-pipelines-version',
+  'tekton-chains-version',
+  'ec-version',
+  'trainer-image',
+  'pipeline',
+  'params',
+  'policy',
+  'allowed-dataset-prefixes',
+  'min-accuracy',
+  'signing-key',
+  'signing-key-password',
+  'fail-on-violation',
+  'keep-cluster',
+  'timeout',
+] as const
+export type InputName = (typeof INPUT_NAMES)[number]
+
+/**
+ * Inputs whose values are secrets: masked as they are read, before anything can
+ * log them. `signing-key` may be a path (not secret, and useful in messages):
+ * its content is masked when it is read, whether given inline or from the file.
+ */
+export const SECRET_INPUTS: readonly InputName[] = ['registry-password', 'signing-key-password']
+
+/** Params the action sets from other inputs; `params` may not set them. */
+const RESERVED_PARAMS: Readonly<Record<string, InputName>> = {
+  DATASET: 'dataset',
+  IMAGE: 'image',
+  MIN_ACCURACY: 'min-accuracy',
+  TRAINER_IMAGE: 'trainer-image',
+}
+
+/** Where readPlan gets its values; the action and the CLI each provide one, tests a plain one. */
+export interface InputSource {
+  /** The input's value, trimmed; '' when not set. Action defaults from action.yml apply. */
+  get(name: InputName): string
+  env: Readonly<Record<string, string | undefined>>
+  readFile(file: string): string
+  exists(file: string): boolean
+  homedir: string
+  /** Called on secret values read from files, before they are used. */
+  mask(value: string): void
+}
+
+export interface PlanResult {
+  plan: Plan
+  /** Things worth telling the user that do not stop the run. */
+  warnings: string[]
+}
+
+/**
+ * Reads and validates every input once. Throws InputError naming the first bad
+ * input and what it accepts. Creates nothing.
+ */
+export function readPlan(source: InputSource): PlanResult {
+  const warnings: string[] = []
+  const get = (name: InputName): string => source.get(name).trim()
+
+  const datasetText = get('dataset')
+  if (!datasetText)
+    throw new InputError('dataset', 'is required (an OCI reference such as quay.io/org/data:tag)')
+  const dataset = parseReference(datasetText, 'dataset')
+
+  const runId = runIdFrom(source.env)
+  const cluster = readCluster(source, get)
+
+  const { image, embeddedRegistry } = readImage(get('image'), runId, cluster)
+  const registryAuth = readRegistryAuth(source, get, image)
+
+  const trainerText = get('trainer-image')
+  const trainerImage = trainerText ? parseReference(trainerText, 'trainer-image') : undefined
+  if (trainerImage && !trainerImage.digest) {
+    warnings.push(
+      `trainer-image ${trainerText} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
+    )
+  }
+
+  const allowedDatasetPrefixes = lines(get('allowed-dataset-prefixes'))
+  for (const prefix of allowedDatasetPrefixes) {
+    if (/\s/.test(prefix)) {
+      throw new InputError(
+        'allowed-dataset-prefixes',
+        `"${prefix}" contains a space; give one prefix per line`,
+      )
+    }
+  }
+  if (allowedDatasetPrefixes.length === 0) {
+    warnings.push(
+      'allowed-dataset-prefixes is empty: the policy accepts no dataset, so the dataset.permitted rule will fail',
+    )
+  }
+
+  return {
+    plan: {
+      dataset,
+      image,
+      embeddedRegistry,
+      registryAuth,
+      cluster,
+      tektonPipelinesVersion: readVersion(
+        get,
+        'tekton-pipelines-version',
+        versions.tektonPipelinesVersion,
+      ),
+      tektonChainsVersion: readVersion(get, 'tekton-chains-version', versions.tektonChainsVersion),
+      ecVersion: readVersion(get, 'ec-version', versions.ecVersion),
+      trainerImage,
+      pipelinePath: readPath(source, get, 'pipeline'),
+      params: readParams(get('params')),
+      policyPath: readPath(source, get, 'policy'),
+      allowedDatasetPrefixes,
+      minAccuracy: readMinAccuracy(get('min-accuracy')),
+      signingKey: readSigningKey(source, get),
+      failOnViolation: readBoolean(get, 'fail-on-violation', true),
+      keepCluster: readBoolean(get, 'keep-cluster', false),
+      timeoutMs: readTimeout(get('timeout')),
+      runId,
+    },
+    warnings,
+  }
+}
+
+/** The InputSource of a GitHub Actions run: INPUT_* variables, secrets masked as read. */
+export function actionInputSource(): InputSource {
+  return {
+    get(name) {
+      const value = core.getInput(name)
+      if (SECRET_INPUTS.includes(name)) maskSecret(value)
+      return value
+    },
+    env: process.env,
+    readFile: (file) => readFileSync(file, 'utf8'),
+    exists: (file) => existsSync(file),
+    homedir: os.homedir(),
+    mask: maskSecret,
+  }
+}
+
+function runIdFrom(env: InputSource['env']): string {
+  const id = env.GITHUB_RUN_ID
+  if (id) return `run-${id}-${env.GITHUB_RUN_ATTEMPT ?? '1'}`
+  // Outside Actions: a sortable timestamp, valid as a tag and a Kubernetes name part.
+  return `local-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase()}`
+}
+
+function readCluster(source: InputSource, get: (n: InputName) => string): ClusterPlan {
+  const mode = get('cluster') || 'kind'
+  if (mode === 'kind') {
+    const name = get('cluster-name') || 'oml-chains'
+    if (!/^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$/.test(name)) {
+      throw new InputError(
+        'cluster-name',
+        `"${name}" is not a valid kind cluster name (lowercase letters, digits and '-', at most 50 characters)`,
+      )
+    }
+    const kindVersion = readVersion(get, 'kind-version', versions.kind.version)
+    const kubernetesVersion = readVersion(get, 'kubernetes-version', versions.kubernetesVersion)
+    const nodeImage = versions.kindNodeImages[kubernetesVersion]
+    if (!nodeImage) {
+      throw new InputError(
+        'kubernetes-version',
+        `${kubernetesVersion} has no pinned kind node image; accepted: ${Object.keys(versions.kindNodeImages).join(', ')}`,
+      )
+    }
+    return { mode, name, kindVersion, kubernetesVersion, nodeImage }
+  }
+  if (mode === 'existing') {
+    const given = get('kubeconfig')
+    if (given && looksLikeKubeconfigContent(given)) {
+      return { mode, kubeconfig: given, kubeconfigSource: 'the kubeconfig input' }
+    }
+    const file = given || source.env.KUBECONFIG?.split(path.delimiter)[0] || ''
+    if (!file) {
+      throw new InputError(
+        'kubeconfig',
+        'is required with cluster: existing (a path or the content; $KUBECONFIG is not set)',
+      )
+    }
+    return { mode, kubeconfig: readInputFile(source, 'kubeconfig', file), kubeconfigSource: file }
+  }
+  throw new InputError('cluster', `"${mode}" is not accepted; use kind or existing`)
+}
+
+function looksLikeKubeconfigContent(text: string): boolean {
+  return (
+    text.includes('\n') || /^\s*(apiVersion|clusters|kind)\s*:/.test(text) || text.startsWith('{')
+  )
+}
+
+function readImage(
+  text: string,
+  runId: string,
+  cluster: ClusterPlan,
+): { image: Reference; embeddedRegistry: boolean } {
+  if (!text) {
+    if (cluster.mode === 'existing') {
+      throw new InputError(
+        'image',
+        'is required with cluster: existing (the embedded registry exists only next to a kind cluster)',
+      )
+    }
+    return {
+      image: parseReference(`${EMBEDDED_MODEL_REPOSITORY}:${runId}`, 'image'),
+      embeddedRegistry: true,
+    }
+  }
+  const image = parseReference(text, 'image')
+  if (image.digest) {
+    throw new InputError(
+      'image',
+      `${text} has a digest; give the repository (and optionally a tag) to push to`,
+    )
+  }
+  const tagged = image.tag ? image : { ...image, tag: runId }
+  return { image: tagged, embeddedRegistry: image.registry === EMBEDDED_REGISTRY }
+}
+
+function readRegistryAuth(
+  source: InputSource,
+  get: (n: InputName) => string,
+  image: Reference,
+): RegistryAuth {
+  const username = get('registry-username')
+  const password = source.get('registry-password') // not trimmed: a password is taken as given
+  if (username && !password) {
+    throw new InputError('registry-password', 'is required with registry-username')
+  }
+  if (password && !username) {
+    throw new InputError('registry-username', 'is required with registry-password')
+  }
+  const dockerConfigDir = source.env.DOCKER_CONFIG || path.join(source.homedir, '.docker')
+  const dockerConfigFile = path.join(dockerConfigDir, 'config.json')
+  return {
+    explicit: username ? { registry: image.registry, username, password } : undefined,
+    dockerConfigPath: source.exists(dockerConfigFile) ? dockerConfigFile : undefined,
+  }
+}
+
+function readVersion(get: (n: InputName) => string, name: InputName, fallback: string): string {
+  const value = get(name) || fallback
+  if (!/^v\d+\.\d+\.\d+$/.test(value)) {
+    throw new InputError(name, `"${value}" is not a release version; use the form v1.2.3`)
+  }
+  return value
+}
+
+function readPath(
+  source: InputSource,
+  get: (n: InputName) => string,
+  name: InputName,
+): string | undefined {
+  const file = get(name)
+  if (!file) return undefined
+  readInputFile(source, name, file) // fails now, before anything is created, if unreadable
+  return file
+}
+
+function readInputFile(source: InputSource, name: InputName, file: string): string {
+  try {
+    return source.readFile(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why =
+      code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : 'cannot be read'
+    throw new InputError(name, `file ${file} ${why}`)
+  }
+}
+
+function readParams(text: string): Record<string, string> {
+  const params: Record<string, string> = {}
+  for (const line of lines(text)) {
+    const eq = line.indexOf('=')
+    const key = eq > 0 ? line.slice(0, eq).trim() : ''
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) {
+      throw new InputError('params', `"${line}" is not key=value with a Tekton param name as key`)
+    }
+    const owner = RESERVED_PARAMS[key]
+    if (owner)
+      throw new InputError('params', `${key} is set by the '${owner}' input, not by params`)
+    if (key in params) throw new InputError('params', `${key} is given twice`)
+    params[key] = line.slice(eq + 1).trim()
+  }
+  return params
+}
+
+function readMinAccuracy(text: string): number | undefined {
+  if (!text) return undefined
+  const value = Number(text)
+  if (!/^\d*\.?\d+$/.test(text) || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new InputError(
+      'min-accuracy',
+      `"${text}" is not accepted; use a number from 0 to 1, e.g. 0.9`,
+    )
+  }
+  return value
+}
+
+function readSigningKey(
+  source: InputSource,
+  get: (n: InputName) => string,
+): SigningKeyInput | undefined {
+  const given = get('signing-key')
+  const inline = given.startsWith('-----BEGIN')
+  if (inline) source.mask(given)
+  const password = source.get('signing-key-password')
+  if (!given) {
+    if (password) throw new InputError('signing-key', 'is required with signing-key-password')
+    return undefined
+  }
+  if (!password) {
+    throw new InputError(
+      'signing-key-password',
+      'is required with signing-key (the password of the encrypted key)',
+    )
+  }
+  if (inline) return { pem: given, password, source: 'the given key' }
+  const pem = readInputFile(source, 'signing-key', given)
+  source.mask(pem)
+  if (!pem.trimStart().startsWith('-----BEGIN')) {
+    throw new InputError(
+      'signing-key',
+      `file ${given} is not a PEM key (an encrypted cosign private key)`,
+    )
+  }
+  return { pem, password, source: given }
+}
+
+function readBoolean(get: (n: InputName) => string, name: InputName, fallback: boolean): boolean {
+  const value = get(name)
+  if (!value) return fallback
+  // The YAML 1.2 core schema booleans, as @actions/core accepts them.
+  if (['true', 'True', 'TRUE'].includes(value)) return true
+  if (['false', 'False', 'FALSE'].includes(value)) return false
+  throw new InputError(name, `"${value}" is not accepted; use true or false`)
+}
+
+function readTimeout(text: string): number {
+  const value = text || '30m'
+  const ms = parseDuration(value)
+  if (ms === undefined || ms <= 0) {
+    throw new InputError(
+      'timeout',
+      `"${value}" is not accepted; use a duration such as 30m, 1h or 1h30m`,
+    )
+  }
+  return ms
+}
+
+/** Non-empty, trimmed lines; `#` starts a comment line. */
+function lines(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+}

@@ -1,0 +1,79 @@
+import type { Reference } from './oci/reference.js'
+
+/**
+ * The host name of the embedded registry, the same from pods, from the nodes
+ * and from the runner (DESIGN 3, "Registry reachable from pods...").
+ */
+export const EMBEDDED_REGISTRY = 'registry.local:5000'
+
+/** Repository of the model in the embedded registry when `image` is not given. */
+export const EMBEDDED_MODEL_REPOSITORY = `${EMBEDDED_REGISTRY}/oml-chains/model`
+
+/** Credentials given as inputs; they apply to one registry only. */
+export interface ExplicitCredentials {
+  registry: string
+  username: string
+  password: string
+}
+
+export interface RegistryAuth {
+  /** From registry-username/registry-password, for the registry of `image`. */
+  explicit?: ExplicitCredentials
+  /** A docker config file for every other registry, when one exists. */
+  dockerConfigPath?: string
+}
+
+export type ClusterPlan =
+  | {
+      mode: 'kind'
+      name: string
+      kindVersion: string
+      kubernetesVersion: string
+      /** kind node image pinned by digest. */
+      nodeImage: string
+    }
+  | {
+      mode: 'existing'
+      /** Kubeconfig content (read from the path when a path was given). */
+      kubeconfig: string
+      /** Where it came from, for messages: a path or "the kubeconfig input". */
+      kubeconfigSource: string
+    }
+
+export interface SigningKeyInput {
+  /** Encrypted cosign private key PEM. */
+  pem: string
+  password: string
+  /** Where it came from, for messages: a path or "the given key". */
+  source: string
+}
+
+/** Everything a run does, decided from the inputs before anything is created. */
+export interface Plan {
+  dataset: Reference
+  /** Where the model goes; tagged with the run id when not given. */
+  image: Reference
+  /** True when `image` is the embedded registry (plain HTTP, started by the action). */
+  embeddedRegistry: boolean
+  registryAuth: RegistryAuth
+  cluster: ClusterPlan
+  tektonPipelinesVersion: string
+  tektonChainsVersion: string
+  ecVersion: string
+  /** Undefined means the pinned default trainer image. */
+  trainerImage?: Reference
+  /** Path of the user's Pipeline YAML; undefined means the bundled one. */
+  pipelinePath?: string
+  params: Record<string, string>
+  /** Path of the user's EC policy config; undefined means the bundled one. */
+  policyPath?: string
+  allowedDatasetPrefixes: string[]
+  minAccuracy?: number
+  /** The user's key; undefined means a fresh key pair for this run. */
+  signingKey?: SigningKeyInput
+  failOnViolation: boolean
+  keepCluster: boolean
+  timeoutMs: number
+  /** Identifies this run in names and tags (GitHub run id and attempt, or a timestamp). */
+  runId: string
+}

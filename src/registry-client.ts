@@ -1,0 +1,31 @@
+import { CredentialStore } from './oci/auth.js'
+import { RegistryClient } from './oci/client.js'
+import { EMBEDDED_REGISTRY, type RegistryAuth } from './plan.js'
+
+/**
+ * Registries spoken to over plain HTTP: the embedded one (by its one name) and
+ * loopback ones. Everything else is HTTPS; there is no switch to turn TLS off
+ * for a remote registry.
+ */
+export function isPlainHttpRegistry(registry: string): boolean {
+  const host = registry.replace(/:\d+$/, '')
+  return (
+    registry === EMBEDDED_REGISTRY ||
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    /^127\.\d+\.\d+\.\d+$/.test(host) ||
+    host === '[::1]'
+  )
+}
+
+/** The registry client of a run: the docker config's credentials, overridden by the inputs'. */
+export async function createRegistryClient(auth: RegistryAuth): Promise<RegistryClient> {
+  const credentials = auth.dockerConfigPath
+    ? await CredentialStore.fromDockerConfig(auth.dockerConfigPath, { required: true })
+    : new CredentialStore()
+  if (auth.explicit) {
+    const { registry, username, password } = auth.explicit
+    credentials.set(registry, { username, password })
+  }
+  return new RegistryClient({ credentials, insecure: isPlainHttpRegistry })
+}

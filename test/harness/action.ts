@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { repoRoot } from './tools.js'
+
+export interface ActionStep {
+  code: number
+  stdout: string
+  stderr: string
+  outputs: Record<string, string>
+  /** What the step saved with core.saveState, handed to the post step. */
+  state: Record<string, string>
+  summary: string
+}
+
+/**
+ * Runs the committed bundle (dist/index.js) the way the Actions runner does:
+ * inputs as INPUT_* variables, file commands for outputs, state and summary.
+ * Pass the main step's `state` to run the post step.
+ */
+export async function runActionStep(
+  inputs: Record<string, string>,
+  options: { state?: Record<string, string>; env?: Record<string, string> } = {},
+): Promise<ActionStep> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'oml-step-'))
+  try {
+    const files = {
+      GITHUB_OUTPUT: path.join(dir, 'output'),
+      GITHUB_STATE: path.join(dir, 'state'),
+      GITHUB_STEP_SUMMARY: path.join(dir, 'summary'),
+      GITHUB_ENV: path.join(dir, 'env'),
+    }
+    await Promise.all(Object.values(files).map((file) => writeFile(file, '')))
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? dir,
+      RUNNER_TEMP: dir,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_RUN_ID: '1001',
+      GITHUB_RUN_ATTEMPT: '1',
+      ...files,
+      ...options.env,
+    }
+    for (const [name, value] of Object.entries(inputs)) {
+      env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value
+    }
+    for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value
+
+    const { code, stdout, stderr } = await new Promise<{
+      code: number
+      stdout: string
+      stderr: string
+    }>((resolve) => {
+      execFile(
+        process.execPath,
+        [path.join(repoRoot, 'dist', 'index.js')],
+        { env, cwd: repoRoot },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+          resolve({ code, stdout, stderr })
+        },
+      )
+    })
+    return {
+      code,
+      stdout,
+      stderr,
+      outputs: parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8')),
+      state: parseFileCommand(await readFile(files.GITHUB_STATE, 'utf8')),
+      summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Reads `name<<DELIMITER\nvalue\nDELIMITER` entries, as the runner does. */
+export function parseFileCommand(text: string): Record<string, string> {
+  const values: Record<string, string> = {}
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const match = /^([^<=]+)<<(.+)$/.exec(lines[i] ?? '')
+    if (!match) continue
+    const [, name = '', delimiter] = match
+    const value: string[] = []
+    for (i++; i < lines.length && lines[i] !== delimiter; i++) value.push(lines[i] ?? '')
+    values[name] = value.join('\n')
+  }
+  return values
+}
