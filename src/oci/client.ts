@@ -10,7 +10,7 @@ import {
   type RequestContext,
   type RetryPolicy,
 } from './http.js'
-import { bareMediaType, parseManifest } from './manifest.js'
+import { parseManifest } from './manifest.js'
 import {
   formatReference,
   manifestTarget,
@@ -107,35 +107,11 @@ export class RegistryClient {
   }
 
   /**
-   * Digest, media type and size of what a reference points at. HEAD first (no
-   * body to verify); a GET, whose bytes are hashed, when HEAD does not say all
-   * three or fails (its error body is more telling).
+   * Digest, media type and size of what a reference points at. Always a GET,
+   * never a HEAD: the digest is computed from the bytes, not taken on the
+   * registry's word, so a pinned dataset is the content it names.
    */
   async resolve(ref: Reference): Promise<ResolvedManifest> {
-    const path = manifestPath(ref)
-    const response = await this.send({
-      registry: ref.registry,
-      method: 'HEAD',
-      target: path,
-      scope: pullScope(ref),
-      headers: { Accept: allManifestTypes.join(', ') },
-    })
-    await response.body?.cancel()
-    if (response.ok) {
-      const digest = response.headers.get('docker-content-digest')
-      const mediaType = bareMediaType(response.headers.get('content-type'))
-      const size = Number(response.headers.get('content-length') ?? NaN)
-      if (isDigest(digest) && mediaType && allManifestTypes.includes(mediaType) && size > 0) {
-        if (ref.digest && digest !== ref.digest) {
-          throw new DigestMismatchError(
-            `registry ${ref.registry}: HEAD ${path}`,
-            ref.digest,
-            digest,
-          )
-        }
-        return { digest, mediaType, size }
-      }
-    }
     const { digest, mediaType, size } = await this.getManifest(ref)
     return { digest, mediaType, size }
   }
