@@ -6,7 +6,11 @@
 #   Node 24   from the npm registry (node-linux-<arch>), sha512 pinned below
 #   cosign    go install github.com/sigstore/cosign/v2/cmd/cosign
 #   registry  go install github.com/google/go-containerregistry/cmd/registry
+#   kind      go install sigs.k8s.io/kind (served by the install tests as a release asset)
 #   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
+#   kube-apiserver, kube-controller-manager, etcd
+#             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
+#             go.mod points at its staging folders, so `go install` refuses it)
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -22,6 +26,7 @@ NODE_INTEGRITY_arm64=sha512-FpJRPEz2OvvTLfjIOlNGFY9JLPMKgl5m+d4oGYBLg24kJ1mmvN1Z
 
 COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 REGISTRY_MODULE=github.com/google/go-containerregistry/cmd/registry@v0.22.1
+KIND_MODULE=sigs.k8s.io/kind@v0.32.0
 
 log() { printf 'test-tools: %s\n' "$*" >&2; }
 die() { printf 'test-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -72,6 +77,52 @@ go_tool() {
   link "$dir/$name" "$name"
 }
 
+# kube_tools: the Kubernetes control plane from scripts/kube/go.mod. One `go build`
+# for all binaries, so the packages they share compile once. The cache folder is
+# named after go.mod + go.sum: a version change there builds anew.
+KUBE_TOOLS=(kube-apiserver kube-controller-manager etcd)
+kube_tools() {
+  local module=$root/scripts/kube
+  local key
+  key=$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-12)
+  local dir=$cache/go/kube-$key
+  if [ ! -x "$dir/etcd" ]; then
+    command -v go >/dev/null || die "Go is needed to build ${KUBE_TOOLS[*]} (scripts/kube); install Go 1.26 or newer"
+    local version
+    version=$(cd "$module" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+    local minor=${version#v1.}
+    minor=${minor%%.*}
+    # What Kubernetes' own build stamps in, so /version reports the release.
+    local flags='' pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      flags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
+    log "building ${KUBE_TOOLS[*]} (k8s.io/kubernetes $version) from scripts/kube; a first build takes many minutes"
+    mkdir -p "$cache/go"
+    local tmp
+    tmp=$(mktemp -d "$cache/go/kube.XXXXXX")
+    chmod 755 "$tmp"
+    # The subshell's trap removes a half-built folder, also when interrupted.
+    # (`set -e` does not apply inside a `( ) || die`, hence the && chain.)
+    (
+      trap 'rm -rf "$tmp"' EXIT
+      cd "$module" &&
+        CGO_ENABLED=0 go build -trimpath -ldflags "$flags" -o "$tmp/" \
+          k8s.io/kubernetes/cmd/kube-apiserver \
+          k8s.io/kubernetes/cmd/kube-controller-manager \
+          go.etcd.io/etcd/server/v3 &&
+        # go names etcd's main package after its module path (.../server/v3): "server".
+        mv "$tmp/server" "$tmp/etcd" &&
+        # Renamed into place last, so an interrupted build is never taken for a
+        # finished one; if a concurrent run got there first, its copy stays.
+        rm -rf "$dir" &&
+        { mv -T "$tmp" "$dir" 2>/dev/null || [ -x "$dir/etcd" ]; }
+    ) || die "building ${KUBE_TOOLS[*]} failed (see above)"
+  fi
+  local name
+  for name in "${KUBE_TOOLS[@]}"; do link "$dir/$name" "$name"; done
+}
+
 # A system package: installed with apt-get where we may, else the error says how.
 ensure_ssh_keygen() {
   command -v ssh-keygen >/dev/null && return
@@ -89,6 +140,8 @@ pids=()
 install_node & pids+=($!)
 go_tool cosign "$COSIGN_MODULE" & pids+=($!)
 go_tool registry "$REGISTRY_MODULE" & pids+=($!)
+go_tool kind "$KIND_MODULE" & pids+=($!)
+kube_tools & pids+=($!)
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"

@@ -6,7 +6,16 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const toolsBin = path.join(repoRoot, '.tools', 'bin')
 
 /** Tools that scripts/test-tools.sh installs into .tools/bin. */
-export type TestTool = 'node' | 'cosign' | 'registry'
+export const TEST_TOOLS = [
+  'node',
+  'cosign',
+  'registry',
+  'kind',
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+] as const
+export type TestTool = (typeof TEST_TOOLS)[number]
 
 /**
  * Path of a real tool the tests need. A missing tool fails the test with the
