@@ -1,0 +1,73 @@
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  Watch,
+} from '@kubernetes/client-node'
+import { UserError } from '../errors.js'
+
+/** The generic object API, with discovery (kind -> resource name) made public for watches. */
+export class ObjectApi extends KubernetesObjectApi {
+  static forConfig(config: KubeConfig): ObjectApi {
+    const api = config.makeApiClient(ObjectApi)
+    api.setDefaultNamespace(config)
+    return api
+  }
+
+  discover(apiVersion: string, kind: string) {
+    return this.resource(apiVersion, kind)
+  }
+}
+
+/** The API clients a run uses, all from one kubeconfig. */
+export interface Kube {
+  config: KubeConfig
+  server: string
+  objects: ObjectApi
+  core: CoreV1Api
+  apps: AppsV1Api
+  watch: Watch
+}
+
+/** Connects to the cluster of a kubeconfig (its current context). */
+export function connect(kubeconfig: string, source = 'kubeconfig'): Kube {
+  const config = new KubeConfig()
+  try {
+    config.loadFromString(kubeconfig)
+  } catch (err) {
+    throw new UserError(`${source} is not a valid kubeconfig: ${(err as Error).message}`)
+  }
+  const cluster = config.getCurrentCluster()
+  if (!cluster) throw new UserError(`${source} has no current context with a cluster`)
+  return {
+    config,
+    server: cluster.server,
+    objects: ObjectApi.forConfig(config),
+    core: config.makeApiClient(CoreV1Api),
+    apps: config.makeApiClient(AppsV1Api),
+    watch: new Watch(config),
+  }
+}
+
+/** HTTP status of a failed API call, if it got that far. */
+export function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined
+}
+
+/** The API server's own message for a failed call (its Status body), else the error's. */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body
+    const text = typeof body === 'string' ? body : JSON.stringify(body)
+    try {
+      const status = JSON.parse(text) as { message?: string }
+      if (status.message) return `HTTP ${err.code}: ${status.message}`
+    } catch {
+      // not a Status object: fall through to the raw body
+    }
+    return `HTTP ${err.code}: ${text.slice(0, 500)}`
+  }
+  return err instanceof Error ? err.message : String(err)
+}
