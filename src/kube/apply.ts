@@ -39,10 +39,14 @@ export async function applyObject(
   }
 }
 
+/** Kinds that start containers: applied last, once their config and secrets are in place. */
+const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Job'])
+
 /**
  * Applies a release's objects in the order the API server needs: Namespaces,
  * then CRDs (and waits until each is Established, so its resources exist),
- * then everything else, several at a time.
+ * then everything else, several at a time, and workloads last, so that a
+ * controller never starts before the ConfigMaps and Secrets it reads.
  */
 export async function applyManifests(
   kube: Kube,
@@ -51,9 +55,9 @@ export async function applyManifests(
 ): Promise<void> {
   const namespaces = objects.filter((o) => o.kind === 'Namespace')
   const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition')
-  const rest = objects.filter(
-    (o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition',
-  )
+  const early = new Set([...namespaces, ...crds])
+  const workloads = objects.filter((o) => WORKLOADS.has(o.kind))
+  const rest = objects.filter((o) => !early.has(o) && !WORKLOADS.has(o.kind))
 
   await Promise.all(namespaces.map((o) => applyObject(kube, o, deadline)))
   await Promise.all(crds.map((o) => applyObject(kube, o, deadline)))
@@ -71,7 +75,9 @@ export async function applyManifests(
       ),
     ),
   )
-  for (let i = 0; i < rest.length; i += CONCURRENCY) {
-    await Promise.all(rest.slice(i, i + CONCURRENCY).map((o) => applyObject(kube, o, deadline)))
+  for (const batch of [rest, workloads]) {
+    for (let i = 0; i < batch.length; i += CONCURRENCY) {
+      await Promise.all(batch.slice(i, i + CONCURRENCY).map((o) => applyObject(kube, o, deadline)))
+    }
   }
 }

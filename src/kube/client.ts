@@ -60,14 +60,17 @@ export function statusOf(err: unknown): number | undefined {
 export function apiMessage(err: unknown): string {
   if (err instanceof ApiException) {
     const body: unknown = err.body
-    const text = typeof body === 'string' ? body : JSON.stringify(body)
+    const text = typeof body === 'string' ? body : (JSON.stringify(body) ?? '')
     try {
       const status = JSON.parse(text) as { message?: string }
       if (status.message) return `HTTP ${err.code}: ${status.message}`
     } catch {
-      // not a Status object: fall through to the raw body
+      // not a Status object: fall through
     }
-    return `HTTP ${err.code}: ${text.slice(0, 500)}`
+    if (text) return `HTTP ${err.code}: ${text.slice(0, 500)}`
+    // No body (client-node gives none for some 401s): the reason is in its message.
+    const reason = /^Message: (.*)$/m.exec(err.message)?.[1]
+    return `HTTP ${err.code}${reason ? ` ${reason}` : ''}`
   }
   return err instanceof Error ? err.message : String(err)
 }
