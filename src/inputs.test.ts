@@ -186,6 +186,15 @@ describe('readPlan', () => {
       /input 'image': is required with cluster: existing/,
     ],
     [
+      'image',
+      {
+        cluster: 'existing',
+        kubeconfig: 'apiVersion: v1\n',
+        image: 'registry.local:5000/oml/model',
+      },
+      /input 'image': registry.local:5000 is the embedded registry, which exists only with cluster: kind/,
+    ],
+    [
       'cluster',
       { cluster: 'minikube' },
       /input 'cluster': "minikube" is not accepted; use kind or existing/,

@@ -234,6 +234,12 @@ function readImage(
     }
   }
   const image = parseReference(text, 'image')
+  if (cluster.mode === 'existing' && image.registry === EMBEDDED_REGISTRY) {
+    throw new InputError(
+      'image',
+      `${EMBEDDED_REGISTRY} is the embedded registry, which exists only with cluster: kind; give a registry the cluster can reach`,
+    )
+  }
   if (image.digest) {
     throw new InputError(
       'image',

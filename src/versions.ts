@@ -50,3 +50,15 @@ export const tektonChainsVersion = 'v0.29.2'
 
 /** Enterprise Contract (conforma/cli): a versioned tag, never the rolling "snapshot" release. */
 export const ecVersion = 'v0.9.115'
+
+/**
+ * SHA-256 of Tekton release manifests (`pipeline@vX.Y.Z`, `chains@vX.Y.Z`)
+ * confirmed from two origins. None is recorded yet: until one is, each
+ * download is checked against the digest GitHub reports for the release
+ * asset, and the digest applied is reported in the summary.
+ */
+export const tektonReleaseSha256: Readonly<Record<string, string>> = {}
+
+/** The embedded registry's image (distribution), pinned by the digest of its multi-platform index. */
+export const registryImage =
+  'registry:3.1.1@sha256:1be55279f18a2fe1a74edf2664cac61c1bea305b7b4642dab412e7affdcb3e33'

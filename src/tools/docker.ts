@@ -1,0 +1,233 @@
+/**
+ * The docker commands the embedded registry needs, over one injectable
+ * command runner: the action runs them with `@actions/exec`, tests record the
+ * argv without a Docker engine.
+ */
+import path from 'node:path/posix'
+import { getExecOutput } from '@actions/exec'
+import { UserError } from '../errors.js'
+import { isRecord, parseJson } from '../json.js'
+import * as versions from '../versions.js'
+
+/**
+ * The registry the action starts, pinned by digest: distribution v3.1.1's
+ * multi-platform index (`registry:3.1.1`, also tagged `registry:3`).
+ */
+export const REGISTRY_IMAGE = versions.registryImage
+
+/** One command to run. Secrets go in `input` (stdin), never in `args`. */
+export interface Command {
+  file: string
+  args: string[]
+  /** Written to the command's stdin. */
+  input?: string
+  /** Keeps the command line and its output out of the log (noisy or secret output). */
+  silent?: boolean
+}
+
+export interface CommandResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a command to its end; a non-zero exit is a result, not an error. */
+export type CommandRunner = (command: Command) => Promise<CommandResult>
+
+/** A runner over `@actions/exec`; `env` replaces the environment (tests put stand-ins on PATH). */
+export function commandRunner(options: { env?: Record<string, string> } = {}): CommandRunner {
+  return async ({ file, args, input, silent }) => {
+    try {
+      return await getExecOutput(file, args, {
+        ignoreReturnCode: true,
+        silent: silent ?? false,
+        input: input === undefined ? undefined : Buffer.from(input),
+        env: options.env,
+      })
+    } catch (err) {
+      // @actions/exec throws only when the program cannot be started at all.
+      throw new UserError(`${file} cannot be run: ${(err as Error).message}`)
+    }
+  }
+}
+
+export const execRunner: CommandRunner = commandRunner()
+
+/** A command that exited non-zero: names the command line and the last of its stderr. */
+export class CommandError extends UserError {
+  override name = 'CommandError'
+  constructor(
+    readonly command: Command,
+    readonly result: CommandResult,
+  ) {
+    super(
+      `\`${[command.file, ...command.args].join(' ')}\` failed (exit ${result.exitCode})${tailOf(result)}`,
+    )
+  }
+}
+
+function tailOf(result: CommandResult): string {
+  const text = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join('\n')
+  return text ? `: ${text}` : ''
+}
+
+/** Runs `command` and returns its stdout; throws CommandError on a non-zero exit. */
+export async function runChecked(run: CommandRunner, command: Command): Promise<string> {
+  const result = await run(command)
+  if (result.exitCode !== 0) throw new CommandError(command, result)
+  return result.stdout
+}
+
+/** What the action needs to know about a container. */
+export interface ContainerInfo {
+  name: string
+  running: boolean
+  /** `running`, `exited`, `created`, ... */
+  status: string
+  /** The image as it was asked for (`Config.Image`). */
+  image: string
+  /** Networks it is attached to, with its aliases on each. */
+  networks: Record<string, { aliases: string[] }>
+}
+
+export interface RegistryContainerSpec {
+  name: string
+  image: string
+  /** Host address the port is published on; 127.0.0.1 keeps it off other interfaces and off IPv6. */
+  hostAddress: string
+  hostPort: number
+}
+
+const NO_SUCH = /no such (container|object)/i
+
+export class Docker {
+  constructor(
+    private readonly run: CommandRunner = execRunner,
+    private readonly file = 'docker',
+  ) {}
+
+  private command(args: string[], extra: Partial<Command> = {}): Command {
+    return { file: this.file, args, ...extra }
+  }
+
+  /** The container's state, or undefined when there is none of that name. */
+  async inspectContainer(name: string): Promise<ContainerInfo | undefined> {
+    const command = this.command(['container', 'inspect', name], { silent: true })
+    const result = await this.run(command)
+    if (result.exitCode !== 0) {
+      if (NO_SUCH.test(result.stderr)) return undefined
+      throw new CommandError(command, result)
+    }
+    return parseInspect(name, result.stdout)
+  }
+
+  /**
+   * Starts the registry detached, restarted with the Docker daemon, its port
+   * published on `hostAddress` only. Tracing is off: distribution v3 otherwise
+   * logs a failed export to localhost:4318 every few seconds.
+   */
+  async runRegistry(spec: RegistryContainerSpec): Promise<void> {
+    await runChecked(
+      this.run,
+      this.command([
+        'run',
+        '--detach',
+        '--restart=always',
+        '--publish',
+        `${spec.hostAddress}:${spec.hostPort}:5000`,
+        '--env',
+        'OTEL_TRACES_EXPORTER=none',
+        '--name',
+        spec.name,
+        spec.image,
+      ]),
+    )
+  }
+
+  async startContainer(name: string): Promise<void> {
+    await runChecked(this.run, this.command(['container', 'start', name]))
+  }
+
+  /** Attaches a container to a network under an extra DNS name. */
+  async connectNetwork(network: string, container: string, alias: string): Promise<void> {
+    await runChecked(
+      this.run,
+      this.command(['network', 'connect', '--alias', alias, network, container]),
+    )
+  }
+
+  async disconnectNetwork(network: string, container: string): Promise<void> {
+    await runChecked(this.run, this.command(['network', 'disconnect', network, container]))
+  }
+
+  /** Runs a program in a container; the result is returned whatever the exit code. */
+  async exec(container: string, args: string[], input?: string): Promise<CommandResult> {
+    return this.run(
+      this.command(
+        ['exec', ...(input === undefined ? [] : ['--interactive']), container, ...args],
+        {
+          input,
+          silent: true,
+        },
+      ),
+    )
+  }
+
+  /**
+   * Writes a file in a container, creating its directory. The content goes
+   * through stdin and the path as a positional argument of the shell, so
+   * neither is parsed by a shell on the way.
+   */
+  async writeFile(container: string, file: string, content: string): Promise<void> {
+    if (!path.isAbsolute(file)) throw new Error(`writeFile needs an absolute path, got ${file}`)
+    const command = this.command(
+      [
+        'exec',
+        '--interactive',
+        container,
+        'sh',
+        '-c',
+        'mkdir -p "$(dirname "$1")" && cat > "$1"',
+        'sh',
+        file,
+      ],
+      { input: content, silent: true },
+    )
+    await runChecked(this.run, command)
+  }
+
+  /** Removes a container, running or not; false when there was none. */
+  async removeContainer(name: string): Promise<boolean> {
+    const command = this.command(['container', 'rm', '--force', name], { silent: true })
+    const result = await this.run(command)
+    if (result.exitCode === 0) return true
+    if (NO_SUCH.test(result.stderr)) return false
+    throw new CommandError(command, result)
+  }
+}
+
+/** Reads the fields we use from `docker container inspect` (a JSON array of one). */
+export function parseInspect(name: string, stdout: string): ContainerInfo {
+  const fail = (reason: string): Error =>
+    new UserError(`docker container inspect ${name} gave an unexpected answer: ${reason}`)
+  const parsed = parseJson(stdout, fail)
+  const item: unknown = Array.isArray(parsed) ? parsed[0] : undefined
+  if (!isRecord(item)) throw fail('not an array of one container')
+  const state = isRecord(item.State) ? item.State : {}
+  const config = isRecord(item.Config) ? item.Config : {}
+  const settings = isRecord(item.NetworkSettings) ? item.NetworkSettings : {}
+  const networks: ContainerInfo['networks'] = {}
+  if (isRecord(settings.Networks)) {
+    for (const [network, value] of Object.entries(settings.Networks)) {
+      const aliases = isRecord(value) && Array.isArray(value.Aliases) ? value.Aliases : []
+      networks[network] = { aliases: aliases.filter((a): a is string => typeof a === 'string') }
+    }
+  }
+  return {
+    name,
+    running: state.Running === true,
+    status: typeof state.Status === 'string' ? state.Status : 'unknown',
+    image: typeof config.Image === 'string' ? config.Image : '',
+    networks,
+  }
+}
