@@ -18,8 +18,8 @@ export function isPlainHttpRegistry(registry: string): boolean {
   )
 }
 
-/** The registry client of a run: the docker config's credentials, overridden by the inputs'. */
-export async function createRegistryClient(auth: RegistryAuth): Promise<RegistryClient> {
+/** A run's credentials: the docker config's, overridden by the inputs' for the image's registry. */
+export async function credentialStoreFor(auth: RegistryAuth): Promise<CredentialStore> {
   const credentials = auth.dockerConfigPath
     ? await CredentialStore.fromDockerConfig(auth.dockerConfigPath, { required: true })
     : new CredentialStore()
@@ -27,5 +27,13 @@ export async function createRegistryClient(auth: RegistryAuth): Promise<Registry
     const { registry, username, password } = auth.explicit
     credentials.set(registry, { username, password })
   }
-  return new RegistryClient({ credentials, insecure: isPlainHttpRegistry })
+  return credentials
+}
+
+/** The registry client of a run. */
+export async function createRegistryClient(auth: RegistryAuth): Promise<RegistryClient> {
+  return new RegistryClient({
+    credentials: await credentialStoreFor(auth),
+    insecure: isPlainHttpRegistry,
+  })
 }
