@@ -14,12 +14,15 @@ const CONCURRENCY = 8
 /**
  * Server-side applies one object (forcing ownership of the fields it sets, as
  * `kubectl apply --server-side --force-conflicts` does), retrying transient
- * failures until `deadline`.
+ * failures until `deadline`. A partial object needs its own `fieldManager`:
+ * applying it as the manager of the whole object would remove every field it
+ * leaves out.
  */
 export async function applyObject(
   kube: Kube,
   object: KubeObject,
   deadline: number,
+  fieldManager = FIELD_MANAGER,
 ): Promise<KubeObject> {
   try {
     return await withRetry(
@@ -28,7 +31,7 @@ export async function applyObject(
           object,
           undefined,
           undefined,
-          FIELD_MANAGER,
+          fieldManager,
           true,
           PatchStrategy.ServerSideApply,
         ),

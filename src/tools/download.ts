@@ -147,7 +147,7 @@ async function fetchPublishedSha256(checksumUrl: string, asset: string): Promise
 }
 
 /** tool-cache's download into RUNNER_TEMP, with its errors turned into a UserError naming the URL. */
-async function download(url: string): Promise<string> {
+export async function download(url: string): Promise<string> {
   try {
     return await tc.downloadTool(url)
   } catch (err) {
@@ -162,7 +162,7 @@ async function download(url: string): Promise<string> {
 }
 
 /** tool-cache reads both from the environment; the runner sets them, local use must too. */
-function requireRunnerDirectories(): void {
+export function requireRunnerDirectories(): void {
   const missing = ['RUNNER_TOOL_CACHE', 'RUNNER_TEMP'].filter((name) => !process.env[name])
   if (missing.length) {
     throw new UserError(

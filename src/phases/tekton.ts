@@ -1,0 +1,347 @@
+import * as core from '@actions/core'
+import { UserError } from '../errors.js'
+import { FIELD_MANAGER, applyManifests, applyObject } from '../kube/apply.js'
+import { apiMessage, statusOf, type Kube } from '../kube/client.js'
+import { conditionOf, type KubeObject } from '../kube/objects.js'
+import { withRetry } from '../kube/retry.js'
+import { waitFor } from '../kube/wait.js'
+import type { Plan } from '../plan.js'
+import {
+  fetchTektonRelease,
+  type TektonComponent,
+  type TektonRelease,
+} from '../tools/tekton/release.js'
+import type { SigningKey } from './signing.js'
+
+export const PIPELINES_NAMESPACE = 'tekton-pipelines'
+export const CHAINS_NAMESPACE = 'tekton-chains'
+export const CHAINS_CONTROLLER = 'tekton-chains-controller'
+export const CHAINS_CONFIG = 'chains-config'
+export const SIGNING_SECRET = 'signing-secrets'
+/** Field manager of the settings put into a Chains that was already running. */
+const RECONFIGURE_MANAGER = `${FIELD_MANAGER}-reconfigure`
+
+/** What the phase did with one component. */
+export interface ComponentResult {
+  component: TektonComponent
+  version: string
+  /** `installed` from the pinned release, or `kept`: a compatible one was already running. */
+  action: 'installed' | 'kept'
+  /** The release manifest applied (when installed). */
+  release?: Pick<TektonRelease, 'url' | 'sha256' | 'verifiedBy'>
+}
+
+export interface TektonResult {
+  pipelines: ComponentResult
+  chains: ComponentResult
+}
+
+export interface TektonDeps {
+  kube: Kube
+  /** Epoch ms by which Tekton must admit Tasks. */
+  deadline: number
+  fetchRelease?: typeof fetchTektonRelease
+}
+
+type Deployment = KubeObject & {
+  metadata: KubeObject['metadata'] & { generation?: number }
+  spec?: { replicas?: number }
+  status?: {
+    observedGeneration?: number
+    replicas?: number
+    updatedReplicas?: number
+    availableReplicas?: number
+  }
+}
+
+/**
+ * Chains' configuration for this run (DESIGN 3): slsa/v1 provenance for
+ * TaskRuns and PipelineRuns, stored with the image in its OCI registry, no
+ * transparency log; plain HTTP only when the registry is the embedded one.
+ */
+export function chainsConfig(embeddedRegistry: boolean): Record<string, string> {
+  return {
+    'artifacts.taskrun.format': 'slsa/v1',
+    'artifacts.taskrun.storage': 'oci',
+    'artifacts.pipelinerun.format': 'slsa/v1',
+    'artifacts.pipelinerun.storage': 'oci',
+    'artifacts.pipelinerun.enable-deep-inspection': 'true',
+    'artifacts.oci.storage': 'oci',
+    'transparency.enabled': 'false',
+    ...(embeddedRegistry && { 'storage.oci.repository.insecure': 'true' }),
+  }
+}
+
+/** The signing secret's data, as `cosign generate-key-pair k8s://...` writes it (raw bytes, base64 in `data`). */
+export function signingSecretData(key: SigningKey): Record<string, string> {
+  const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
+  return {
+    'cosign.key': b64(key.privateKeyPem),
+    'cosign.pub': b64(key.publicKeyPem),
+    'cosign.password': b64(key.password),
+  }
+}
+
+/**
+ * Makes Tekton Pipelines and Chains ready on the cluster: installs the pinned
+ * releases (or keeps compatible ones already running), with Chains configured
+ * and holding our key before its controller starts; waits until every
+ * controller is Available and Tekton's webhook admits a Task.
+ */
+export async function installTekton(
+  plan: Pick<Plan, 'tektonPipelinesVersion' | 'tektonChainsVersion' | 'embeddedRegistry'>,
+  key: SigningKey,
+  deps: TektonDeps,
+): Promise<TektonResult> {
+  const { kube, deadline } = deps
+  const fetchRelease = deps.fetchRelease ?? fetchTektonRelease
+  const [pipelinesFound, chainsFound] = await Promise.all([
+    installedVersion(kube, PIPELINES_NAMESPACE, 'pipelines-info'),
+    installedVersion(kube, CHAINS_NAMESPACE, 'chains-info'),
+  ])
+  const keepPipelines = pipelinesFound !== undefined && pipelinesCompatible(pipelinesFound)
+  const keepChains = chainsFound !== undefined && chainsCompatible(chainsFound)
+  const config = chainsConfig(plan.embeddedRegistry)
+  const secret = signingSecretData(key)
+
+  // Pipelines and Chains share no objects: both installs run at once.
+  const [pipelines, chains] = await Promise.all([
+    keepPipelines
+      ? kept('pipeline', pipelinesFound)
+      : install(kube, await fetchRelease('pipeline', plan.tektonPipelinesVersion), deadline),
+    keepChains
+      ? reconfigureChains(kube, chainsFound, config, secret, deadline)
+      : install(
+          kube,
+          withChainsSettings(
+            await fetchRelease('chains', plan.tektonChainsVersion),
+            config,
+            secret,
+          ),
+          deadline,
+        ),
+  ])
+  await waitUntilAdmitted(kube, deadline)
+  return { pipelines, chains }
+}
+
+async function installedVersion(
+  kube: Kube,
+  namespace: string,
+  name: string,
+): Promise<string | undefined> {
+  try {
+    const info = await kube.core.readNamespacedConfigMap({ name, namespace })
+    return info.data?.version
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined
+    throw new UserError(`reading ${namespace}/${name} failed: ${apiMessage(err)}`)
+  }
+}
+
+function versionParts(version: string): [number, number, number] | undefined {
+  const match = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version)
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined
+}
+
+/** The bundled Task and Pipeline use tekton.dev/v1, served by every Pipelines v1.x. */
+export function pipelinesCompatible(version: string): boolean {
+  return versionParts(version)?.[0] === 1
+}
+
+/** Chains honours `storage.oci.repository.insecure` from v0.28.0 (and v0.27.6 on 0.27). */
+export function chainsCompatible(version: string): boolean {
+  const parts = versionParts(version)
+  if (!parts) return false
+  const [major, minor, patch] = parts
+  return major > 0 || minor >= 28 || (minor === 27 && patch >= 6)
+}
+
+function kept(component: TektonComponent, version: string): ComponentResult {
+  core.info(`Tekton ${component} ${version} is already installed and compatible: keeping it`)
+  return { component, version, action: 'kept' }
+}
+
+/** Puts our Chains config and key into the release's own (empty) objects, before anything is applied. */
+function withChainsSettings(
+  release: TektonRelease,
+  config: Record<string, string>,
+  secret: Record<string, string>,
+): TektonRelease {
+  const find = (kind: string, name: string) =>
+    release.objects.find(
+      (o) =>
+        o.kind === kind && o.metadata.name === name && o.metadata.namespace === CHAINS_NAMESPACE,
+    )
+  const configMap = find('ConfigMap', CHAINS_CONFIG)
+  const signing = find('Secret', SIGNING_SECRET)
+  if (!configMap || !signing) {
+    throw new UserError(
+      `${release.url} has no ${!configMap ? `ConfigMap ${CHAINS_CONFIG}` : `Secret ${SIGNING_SECRET}`} in ${CHAINS_NAMESPACE}: is it a Tekton Chains release?`,
+    )
+  }
+  const objects = release.objects.map((o) => {
+    if (o === configMap) return { ...o, data: { ...(o.data as object | undefined), ...config } }
+    // Not immutable: a later run must be able to put another key in.
+    if (o === signing) return { ...o, data: secret, immutable: false }
+    return o
+  })
+  return { ...release, objects }
+}
+
+async function install(
+  kube: Kube,
+  release: TektonRelease,
+  deadline: number,
+): Promise<ComponentResult> {
+  core.info(
+    `Tekton ${release.component} ${release.version}: applying ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})`,
+  )
+  await applyManifests(kube, release.objects, deadline)
+  const deployments = release.objects.filter((o) => o.kind === 'Deployment')
+  await Promise.all(
+    deployments.map((d) =>
+      waitUntilAvailable(kube, d.metadata.namespace ?? 'default', d.metadata.name, deadline),
+    ),
+  )
+  const { url, sha256, verifiedBy } = release
+  return {
+    component: release.component,
+    version: release.version,
+    action: 'installed',
+    release: { url, sha256, verifiedBy },
+  }
+}
+
+/**
+ * A compatible Chains is running: give it our config and key, then restart its
+ * controller (mounted secrets reach a running pod only slowly) and wait for
+ * the new pod.
+ */
+async function reconfigureChains(
+  kube: Kube,
+  version: string,
+  config: Record<string, string>,
+  secret: Record<string, string>,
+  deadline: number,
+): Promise<ComponentResult> {
+  core.info(
+    `Tekton chains ${version} is already installed: configuring it and restarting its controller`,
+  )
+  const metadata = (name: string) => ({ name, namespace: CHAINS_NAMESPACE })
+  // Partial objects, under a manager of their own: fields they leave out stay as they are.
+  const apply = (object: KubeObject) => applyObject(kube, object, deadline, RECONFIGURE_MANAGER)
+  await Promise.all([
+    apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: metadata(CHAINS_CONFIG), data: config }),
+    apply({ apiVersion: 'v1', kind: 'Secret', metadata: metadata(SIGNING_SECRET), data: secret }),
+  ])
+  const restarted = await apply({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: metadata(CHAINS_CONTROLLER),
+    spec: {
+      template: {
+        metadata: {
+          annotations: { [`${FIELD_MANAGER}/restarted-at`]: new Date().toISOString() },
+        },
+      },
+    },
+  })
+  await waitUntilAvailable(
+    kube,
+    CHAINS_NAMESPACE,
+    CHAINS_CONTROLLER,
+    deadline,
+    restarted.metadata.generation as number | undefined,
+  )
+  return { component: 'chains', version, action: 'kept' }
+}
+
+/**
+ * Waits until a Deployment has rolled out (the controller saw its latest
+ * generation) and is Available. On timeout the error shows the pods' phases,
+ * their containers' waiting reasons and recent events in the namespace.
+ */
+export async function waitUntilAvailable(
+  kube: Kube,
+  namespace: string,
+  name: string,
+  deadline: number,
+  generation?: number,
+): Promise<void> {
+  await waitFor<Deployment>(
+    kube,
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name },
+    ([d]) => {
+      if (!d) return false
+      const wanted = Math.max(generation ?? 0, d.metadata.generation ?? 0)
+      const replicas = d.spec?.replicas ?? 1
+      return (
+        (d.status?.observedGeneration ?? 0) >= wanted &&
+        (d.status?.updatedReplicas ?? 0) >= replicas &&
+        conditionOf(d, 'Available')?.status === 'True'
+      )
+    },
+    {
+      deadline,
+      what: `Deployment ${namespace}/${name} to be Available`,
+      diagnose: ([d]) => describeDeployment(kube, namespace, d),
+    },
+  )
+}
+
+async function describeDeployment(
+  kube: Kube,
+  namespace: string,
+  d: Deployment | undefined,
+): Promise<string> {
+  if (!d) return 'the Deployment does not exist'
+  const available = conditionOf(d, 'Available')
+  const facts = [
+    `Available=${available?.status ?? 'unknown'}${available?.reason ? ` (${available.reason})` : ''}`,
+  ]
+  const [pods, events] = await Promise.all([
+    kube.core.listNamespacedPod({ namespace }),
+    kube.core.listNamespacedEvent({ namespace }),
+  ])
+  for (const pod of pods.items) {
+    const waiting = (pod.status?.containerStatuses ?? [])
+      .map((c) => c.state?.waiting)
+      .filter((w) => w !== undefined)
+      .map((w) => `${w.reason ?? 'waiting'}${w.message ? `: ${w.message}` : ''}`)
+    facts.push(
+      `pod ${pod.metadata?.name} ${pod.status?.phase ?? 'unknown'}${waiting.length ? ` (${waiting.join('; ')})` : ''}`,
+    )
+  }
+  const recent = events.items
+    .filter((e) => e.type === 'Warning' || e.reason === 'Failed' || e.reason === 'BackOff')
+    .slice(-5)
+    .map((e) => `event ${e.reason}: ${e.message ?? ''}`.trim())
+  return [...facts, ...recent].join('; ')
+}
+
+/** A Task the webhook must admit: proof that admission works, not only that its pod is Ready. */
+const ADMISSION_PROBE = {
+  apiVersion: 'tekton.dev/v1',
+  kind: 'Task',
+  // generateName: never conflicts with a leftover object of the same name.
+  metadata: { generateName: 'oml-chains-admission-probe-', namespace: 'default' },
+  spec: { steps: [{ name: 'probe', image: 'busybox', script: 'true' }] },
+}
+
+/**
+ * Server-side dry-run creates of a Task until Tekton's webhook admits one: a
+ * Ready webhook pod can come before its admission works (DESIGN 3).
+ */
+async function waitUntilAdmitted(kube: Kube, deadline: number): Promise<void> {
+  try {
+    await withRetry(
+      () => kube.objects.create(ADMISSION_PROBE, undefined, 'All', FIELD_MANAGER),
+      deadline,
+    )
+  } catch (err) {
+    throw new UserError(
+      `Tekton does not admit Tasks (server-side dry-run create of a Task in namespace default): ${apiMessage(err)}`,
+    )
+  }
+}
