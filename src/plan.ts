@@ -9,6 +9,12 @@ export const EMBEDDED_REGISTRY = 'registry.local:5000'
 /** Repository of the model in the embedded registry when `image` is not given. */
 export const EMBEDDED_MODEL_REPOSITORY = `${EMBEDDED_REGISTRY}/oml-chains/model`
 
+/** Namespace where the action runs the pipeline (created by it when missing). */
+export const RUN_NAMESPACE = 'oml-chains'
+
+/** Service account the PipelineRun runs as; it carries the registry credentials. */
+export const PIPELINE_SERVICE_ACCOUNT = 'oml-chains-pipeline'
+
 /** Credentials given as inputs; they apply to one registry only. */
 export interface ExplicitCredentials {
   registry: string

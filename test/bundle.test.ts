@@ -2,11 +2,17 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import * as tc from '@actions/tool-cache'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connect } from '../src/kube/client.js'
 import { RegistryClient } from '../src/oci/client.js'
 import { MediaType } from '../src/oci/types.js'
-import { runActionStep } from './harness/action.js'
+import { runActionStep, type ActionStep } from './harness/action.js'
+import { startKube, type TestKube } from './harness/kube.js'
 import { startRegistry, type TestRegistry } from './harness/registry.js'
+import { useRunnerDirs, type RunnerDirs } from './harness/runner-dirs.js'
+import { startDeploymentStandIn, type DeploymentStandIn } from './harness/standins/deployments.js'
+import { startWebhookStandIn, type WebhookStandIn } from './harness/standins/webhook.js'
 import { repoRoot } from './harness/tools.js'
 
 // These run the committed bundles: an ESM/CJS mix-up builds fine and only
@@ -25,9 +31,54 @@ const visible = (stdout: string) =>
 let registry: TestRegistry
 let datasetRef: string
 let datasetDigest: string
+// An existing cluster: the real API server, stand-ins for what needs containers.
+let cluster: TestKube
+let dirs: RunnerDirs
+let deployments: DeploymentStandIn
+let webhook: WebhookStandIn
+
+/** Runs the bundle against the existing cluster, the model going to the test registry. */
+function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
+  return runActionStep(
+    {
+      cluster: 'existing',
+      kubeconfig: cluster.kubeconfigPath,
+      image: `${registry.host}/models/iris`,
+      'allowed-dataset-prefixes': `${registry.host}/datasets/`,
+      ...inputs,
+    },
+    { env: { RUNNER_TOOL_CACHE: dirs.toolCache } },
+  )
+}
 
 beforeAll(async () => {
-  registry = await startRegistry()
+  ;[registry, cluster, dirs] = await Promise.all([
+    startRegistry(),
+    startKube({ controllerManager: true }),
+    useRunnerDirs(),
+  ])
+  ;[deployments, webhook] = await Promise.all([
+    startDeploymentStandIn(cluster.kubeconfig, { controllerManager: true }),
+    startWebhookStandIn(cluster.kubeconfig, {
+      configurations: ['validation.webhook.pipeline.tekton.dev', 'webhook.pipeline.tekton.dev'],
+      readyAfterMs: 500,
+    }),
+  ])
+  // The runner's tool cache already holds the (release-shaped) Tekton
+  // manifests, as after an earlier run: nothing is fetched from the internet.
+  const manifests = path.join(repoRoot, 'test/harness/manifests')
+  await tc.cacheFile(
+    path.join(manifests, 'tekton-pipelines-release.yaml'),
+    'release.yaml',
+    'tekton-pipeline-release',
+    'v1.15.0',
+  )
+  await tc.cacheFile(
+    path.join(manifests, 'tekton-chains-release.yaml'),
+    'release.yaml',
+    'tekton-chains-release',
+    'v0.29.2',
+  )
   // A dataset-like artifact (oras-style config and one layer) to pin by digest.
   const client = new RegistryClient({ insecure: () => true })
   const repo = { registry: registry.host, repository: 'datasets/iris' }
@@ -48,11 +99,13 @@ beforeAll(async () => {
   )
   datasetRef = `${registry.host}/datasets/iris:data`
   datasetDigest = pushed.digest
-})
+}, 120_000)
 
 afterAll(async () => {
-  await registry?.stop()
-})
+  await Promise.all([deployments?.stop(), webhook?.stop(), registry?.stop()])
+  await cluster?.stop()
+  await dirs?.restore()
+}, 60_000)
 
 describe('dist/index.js (the action)', () => {
   it('rejects a malformed dataset with one ::error:: line naming the input', async () => {
@@ -68,14 +121,33 @@ describe('dist/index.js (the action)', () => {
     expect(step.outputs['dataset-digest']).toBeUndefined()
   })
 
-  it('pins the dataset and makes a key pair, then stops with verdict error', async () => {
-    const step = await runActionStep({ dataset: datasetRef, 'allowed-dataset-prefixes': 'x/' })
+  it('readies the cluster: Tekton and Chains with our key, then stops with verdict error', async () => {
+    const step = await runOnCluster({ dataset: datasetRef })
     expect(step.outputs['dataset-digest']).toBe(datasetDigest)
-    expect(step.outputs['public-key']).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
+    const publicKey = step.outputs['public-key']
+    expect(publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
     // The generated password and private key were masked before anything else.
     const masks = step.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'))
     expect(masks.length).toBeGreaterThanOrEqual(2)
     expect(visible(step.stdout)).not.toContain('PRIVATE KEY')
+    // Tekton from the tool cache, Chains holding the key the output names.
+    expect(step.stdout).toMatch(
+      /Tekton pipeline v1\.15\.0: installed from .* \(sha256 [0-9a-f]{64}, checked when it was cached\)/,
+    )
+    const kube = connect(cluster.kubeconfig)
+    const secret = await kube.core.readNamespacedSecret({
+      name: 'signing-secrets',
+      namespace: 'tekton-chains',
+    })
+    expect(Buffer.from(secret.data?.['cosign.pub'] ?? '', 'base64').toString()).toBe(publicKey)
+    await kube.core.readNamespacedServiceAccount({
+      name: 'oml-chains-pipeline',
+      namespace: 'oml-chains',
+    })
+    // Each phase is logged with its duration.
+    for (const phase of ['Signing key', 'Cluster', 'Dataset', 'Tekton', 'Registry credentials']) {
+      expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
+    }
     // This build cannot train: it says so rather than report a model.
     expect(step.code).toBe(1)
     expect(step.outputs.verdict).toBe('error')
@@ -83,11 +155,15 @@ describe('dist/index.js (the action)', () => {
       expect.stringMatching(/^::error::this build of oml-chains-action .* no verdict was reached$/),
     ])
     expect(step.state.isPost).toBe('true')
+    // On an existing cluster the post step removes nothing.
+    const post = await runActionStep({ dataset: datasetRef }, { state: step.state })
+    expect(post.code).toBe(0)
+    expect(post.stdout).toMatch(/nothing to clean up/)
   })
 
   it('uses the given signing key, masking its password, and exposes its public key', async () => {
     const password = readFileSync(path.join(fixtureKeys, 'chains-testdata-cosign.password'), 'utf8')
-    const step = await runActionStep({
+    const step = await runOnCluster({
       dataset: datasetRef,
       'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
       'signing-key-password': password,
@@ -98,7 +174,7 @@ describe('dist/index.js (the action)', () => {
   })
 
   it('names signing-key when the key does not open with its password', async () => {
-    const step = await runActionStep({
+    const step = await runOnCluster({
       dataset: datasetRef,
       'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
       'signing-key-password': 'not-the-password',
@@ -115,7 +191,7 @@ describe('dist/index.js (the action)', () => {
   })
 
   it('fails in seconds, naming the dataset, when it does not exist', async () => {
-    const step = await runActionStep({ dataset: `${registry.host}/datasets/missing:data` })
+    const step = await runOnCluster({ dataset: `${registry.host}/datasets/missing:data` })
     expect(step.code).toBe(1)
     expect(errorLines(step.stdout)).toEqual([
       expect.stringMatching(

@@ -87,6 +87,25 @@ export async function linkRegistryCredentials(
   return { secret: REGISTRY_SECRET, registries: [...credentials.keys()] }
 }
 
+/** The run's namespace and the pipeline's service account, created when missing (server-side apply). */
+export async function prepareRunNamespace(
+  kube: Kube,
+  target: { namespace: string; serviceAccount: string },
+  deadline: number,
+): Promise<void> {
+  const { namespace, serviceAccount } = target
+  await applyObject(
+    kube,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    deadline,
+  )
+  await applyObject(
+    kube,
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccount, namespace } },
+    deadline,
+  )
+}
+
 /** Adds the Secret to the service account's lists, keeping whatever else is there. */
 async function linkToServiceAccount(kube: Kube, namespace: string, name: string): Promise<void> {
   let account
