@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Command, CommandResult, CommandRunner } from '../tools/docker.js'
+import { recorder as recordCommands } from '../../test/harness/commands.js'
+import type { Command, CommandResult, CommandRunner } from '../tools/exec.js'
 import { cleanup, type CleanupDeps } from './cleanup.js'
 import type { CreatedResources } from './cluster.js'
 
@@ -19,13 +20,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-function recorder(reply: (c: Command) => Partial<CommandResult> = () => ({})) {
-  const commands: Command[] = []
-  const run: CommandRunner = async (command) => {
-    commands.push(command)
-    return { exitCode: 0, stdout: '', stderr: '', ...reply(command) }
-  }
-  return { run, argv: () => commands.map((c) => [c.file, ...c.args].join(' ')) }
+/** The shared recorder, its command lines as strings. */
+function recorder(reply?: (c: Command) => Partial<CommandResult>) {
+  const r = recordCommands(reply)
+  return { run: r.run, argv: () => r.argv().map((argv) => argv.join(' ')) }
 }
 
 function deps(run: CommandRunner): CleanupDeps & { logged: string[] } {

@@ -6,7 +6,8 @@
  */
 import * as core from '@actions/core'
 import { errorMessage } from '../errors.js'
-import { Docker, execRunner, type CommandRunner } from '../tools/docker.js'
+import { Docker } from '../tools/docker.js'
+import { execRunner, type CommandRunner } from '../tools/exec.js'
 import { Kind } from '../tools/kind/cluster.js'
 import { REGISTRY_HOST_ADDRESS, REGISTRY_PORT } from '../tools/kind/config.js'
 import type { CreatedResources } from './cluster.js'

@@ -13,7 +13,8 @@ import { applyObject } from '../kube/apply.js'
 import { apiMessage, connect, statusOf, type Kube } from '../kube/client.js'
 import type { ClusterPlan, Plan } from '../plan.js'
 import { maskSecret } from '../secrets.js'
-import { Docker, execRunner, REGISTRY_IMAGE, type CommandRunner } from '../tools/docker.js'
+import { Docker, REGISTRY_IMAGE } from '../tools/docker.js'
+import { execRunner, type CommandRunner } from '../tools/exec.js'
 import { Kind } from '../tools/kind/cluster.js'
 import {
   KIND_NETWORK,

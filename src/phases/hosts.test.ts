@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { UserError } from '../errors.js'
-import type { Command, CommandResult, CommandRunner } from '../tools/docker.js'
+import type { Command, CommandResult, CommandRunner } from '../tools/exec.js'
 import {
   addressesOf,
   ensureHostsEntry,

@@ -5,7 +5,7 @@
  */
 import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { UserError } from '../errors.js'
-import { runChecked, type CommandRunner } from '../tools/docker.js'
+import { runChecked, type CommandRunner } from '../tools/exec.js'
 import { REGISTRY_HOST, REGISTRY_HOST_ADDRESS } from '../tools/kind/config.js'
 
 /** The line the action adds. */

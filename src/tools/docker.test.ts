@@ -1,24 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { UserError } from '../errors.js'
-import {
-  CommandError,
-  commandRunner,
-  Docker,
-  parseInspect,
-  REGISTRY_IMAGE,
-  type Command,
-  type CommandResult,
-} from './docker.js'
-
-/** Records every command; answers from `reply` (default: success, no output). */
-function recorder(reply: (c: Command) => Partial<CommandResult> = () => ({})) {
-  const commands: Command[] = []
-  const run = async (command: Command): Promise<CommandResult> => {
-    commands.push(command)
-    return { exitCode: 0, stdout: '', stderr: '', ...reply(command) }
-  }
-  return { commands, run, argv: () => commands.map((c) => [c.file, ...c.args]) }
-}
+import { recorder } from '../../test/harness/commands.js'
+import { Docker, parseInspect, REGISTRY_IMAGE } from './docker.js'
+import { CommandError, commandRunner } from './exec.js'
 
 const inspectJson = JSON.stringify([
   {

@@ -4,79 +4,23 @@
  * argv without a Docker engine.
  */
 import path from 'node:path/posix'
-import { getExecOutput } from '@actions/exec'
 import { UserError } from '../errors.js'
 import { isRecord, parseJson } from '../json.js'
 import * as versions from '../versions.js'
+import {
+  CommandError,
+  execRunner,
+  runChecked,
+  type Command,
+  type CommandResult,
+  type CommandRunner,
+} from './exec.js'
 
 /**
  * The registry the action starts, pinned by digest: distribution v3.1.1's
  * multi-platform index (`registry:3.1.1`, also tagged `registry:3`).
  */
 export const REGISTRY_IMAGE = versions.registryImage
-
-/** One command to run. Secrets go in `input` (stdin), never in `args`. */
-export interface Command {
-  file: string
-  args: string[]
-  /** Written to the command's stdin. */
-  input?: string
-  /** Keeps the command line and its output out of the log (noisy or secret output). */
-  silent?: boolean
-}
-
-export interface CommandResult {
-  exitCode: number
-  stdout: string
-  stderr: string
-}
-
-/** Runs a command to its end; a non-zero exit is a result, not an error. */
-export type CommandRunner = (command: Command) => Promise<CommandResult>
-
-/** A runner over `@actions/exec`; `env` replaces the environment (tests put stand-ins on PATH). */
-export function commandRunner(options: { env?: Record<string, string> } = {}): CommandRunner {
-  return async ({ file, args, input, silent }) => {
-    try {
-      return await getExecOutput(file, args, {
-        ignoreReturnCode: true,
-        silent: silent ?? false,
-        input: input === undefined ? undefined : Buffer.from(input),
-        env: options.env,
-      })
-    } catch (err) {
-      // @actions/exec throws only when the program cannot be started at all.
-      throw new UserError(`${file} cannot be run: ${(err as Error).message}`)
-    }
-  }
-}
-
-export const execRunner: CommandRunner = commandRunner()
-
-/** A command that exited non-zero: names the command line and the last of its stderr. */
-export class CommandError extends UserError {
-  override name = 'CommandError'
-  constructor(
-    readonly command: Command,
-    readonly result: CommandResult,
-  ) {
-    super(
-      `\`${[command.file, ...command.args].join(' ')}\` failed (exit ${result.exitCode})${tailOf(result)}`,
-    )
-  }
-}
-
-function tailOf(result: CommandResult): string {
-  const text = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join('\n')
-  return text ? `: ${text}` : ''
-}
-
-/** Runs `command` and returns its stdout; throws CommandError on a non-zero exit. */
-export async function runChecked(run: CommandRunner, command: Command): Promise<string> {
-  const result = await run(command)
-  if (result.exitCode !== 0) throw new CommandError(command, result)
-  return result.stdout
-}
 
 /** What the action needs to know about a container. */
 export interface ContainerInfo {

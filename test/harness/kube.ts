@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises'
 import { Agent, request as httpsRequest } from 'node:https'
@@ -6,8 +6,8 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import { stringify } from 'yaml'
+import { makeTestCA } from './certs.js'
 import { toolPath } from './tools.js'
 
 /**
@@ -58,7 +58,6 @@ export interface StartKubeOptions {
   apiserverArgs?: string[]
 }
 
-const execFileAsync = promisify(execFile)
 const defaultTimeoutMs = 90_000
 /** Each process keeps this many characters of its output for error messages. */
 const logLimit = 64 * 1024
@@ -179,74 +178,25 @@ async function waitUntil(
   }
 }
 
-/** The CA, serving certificate and keys, made with openssl (node:crypto cannot issue X.509). */
+/** The CA, the API server's serving certificate, and the service-account key pair. */
 async function makeCerts(dir: string): Promise<void> {
-  const ec = (): { key: string; pub: string } => {
+  const ca = await makeTestCA()
+  try {
+    const serving = await ca.issue(['127.0.0.1', 'localhost'])
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    return {
-      key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      pub: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    }
+    const file = (name: string): string => path.join(dir, name)
+    await Promise.all([
+      writeFile(file('ca.crt'), ca.caPem),
+      writeFile(file('serving.crt'), serving.cert),
+      writeFile(file('serving.key'), serving.key, { mode: 0o600 }),
+      writeFile(file('sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+        mode: 0o600,
+      }),
+      writeFile(file('sa.pub'), publicKey.export({ type: 'spki', format: 'pem' })),
+    ])
+  } finally {
+    await ca.dispose()
   }
-  const ca = ec()
-  const serving = ec()
-  const sa = ec()
-  const file = (name: string): string => path.join(dir, name)
-  // Our own config file, so nothing from the system's openssl.cnf adds extensions.
-  const config = [
-    '[req]',
-    'distinguished_name = dn',
-    'prompt = no',
-    '[dn]',
-    'CN = oml-chains test CA',
-    '[ca]',
-    'basicConstraints = critical,CA:TRUE',
-    'keyUsage = critical,keyCertSign,cRLSign,digitalSignature',
-    'subjectKeyIdentifier = hash',
-    '[serving]',
-    'basicConstraints = critical,CA:FALSE',
-    'keyUsage = critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage = serverAuth',
-    'subjectAltName = IP:127.0.0.1,DNS:localhost',
-    'authorityKeyIdentifier = keyid',
-    '',
-  ].join('\n')
-  await Promise.all([
-    writeFile(file('openssl.cnf'), config),
-    writeFile(file('ca.key'), ca.key, { mode: 0o600 }),
-    writeFile(file('serving.key'), serving.key, { mode: 0o600 }),
-    writeFile(file('sa.key'), sa.key, { mode: 0o600 }),
-    writeFile(file('sa.pub'), sa.pub),
-  ])
-  const common = ['-config', file('openssl.cnf'), '-days', '2', '-sha256']
-  await execFileAsync('openssl', [
-    'req',
-    '-x509',
-    ...common,
-    '-extensions',
-    'ca',
-    '-key',
-    file('ca.key'),
-    '-out',
-    file('ca.crt'),
-  ])
-  await execFileAsync('openssl', [
-    'req',
-    '-x509',
-    ...common,
-    '-extensions',
-    'serving',
-    '-key',
-    file('serving.key'),
-    '-CA',
-    file('ca.crt'),
-    '-CAkey',
-    file('ca.key'),
-    '-subj',
-    '/CN=kube-apiserver',
-    '-out',
-    file('serving.crt'),
-  ])
 }
 
 function kubeconfigFor(server: string, ca: string, token: string): string {

@@ -4,18 +4,10 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { toolPath } from '../../../test/harness/tools.js'
 import * as versions from '../../versions.js'
-import { CommandError, commandRunner, type Command, type CommandResult } from '../docker.js'
+import { recorder } from '../../../test/harness/commands.js'
+import { CommandError, commandRunner } from '../exec.js'
 import { Kind } from './cluster.js'
 import { kindClusterConfig } from './config.js'
-
-function recorder(reply: (c: Command) => Partial<CommandResult> = () => ({})) {
-  const commands: Command[] = []
-  const run = async (command: Command): Promise<CommandResult> => {
-    commands.push(command)
-    return { exitCode: 0, stdout: '', stderr: '', ...reply(command) }
-  }
-  return { commands, run, argv: () => commands.map((c) => [c.file, ...c.args]) }
-}
 
 describe('Kind (argv)', () => {
   it('creates a cluster from a config file without waiting, its progress in the log', async () => {

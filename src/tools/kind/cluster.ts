@@ -2,7 +2,7 @@
  * The kind commands a run uses, over the same injectable command runner as
  * the docker wrapper.
  */
-import { execRunner, runChecked, type CommandRunner } from '../docker.js'
+import { execRunner, runChecked, type CommandRunner } from '../exec.js'
 
 export class Kind {
   constructor(

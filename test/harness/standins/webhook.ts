@@ -25,7 +25,7 @@ import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { apiMessage, connect, statusOf, type Kube } from '../../../src/kube/client.js'
-import { makeTestCA, type ServingCert, type TestCA } from './certs.js'
+import { makeTestCA, type ServingCert, type TestCA } from '../certs.js'
 import { watchAll, type Watched } from './watch.js'
 
 /** Field manager of the stand-in's writes, so they are told apart from the action's. */

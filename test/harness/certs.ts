@@ -1,7 +1,8 @@
 /**
- * A throwaway certificate authority for the harness stand-ins that serve TLS
- * to the API server (the admission webhook stand-in). Keys come from
- * node:crypto; certificates from `openssl`, since node:crypto cannot issue X.509.
+ * A throwaway certificate authority for the harness: the test API server's
+ * serving certificate, and the stand-ins that serve TLS to the API server
+ * (the admission webhook). Keys come from node:crypto; certificates from
+ * `openssl`, since node:crypto cannot issue X.509.
  */
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -39,7 +40,7 @@ function opensslConfig(subjectAltName: string): string {
     'distinguished_name = dn',
     'prompt = no',
     '[dn]',
-    'CN = oml-chains stand-in CA',
+    'CN = oml-chains test CA',
     '[ca]',
     'basicConstraints = critical,CA:TRUE',
     'keyUsage = critical,keyCertSign,cRLSign,digitalSignature',
