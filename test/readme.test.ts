@@ -57,6 +57,7 @@ function versionsList(): string {
     `- Tekton Pipelines ${versions.tektonPipelinesVersion}`,
     `- Tekton Chains ${versions.tektonChainsVersion}`,
     `- Enterprise Contract (conforma/cli) ${versions.ecVersion}`,
+    `- Embedded registry: \`${versions.registryImage}\``,
   ].join('\n')
 }
 
