@@ -8,11 +8,9 @@ import { connect } from '../src/kube/client.js'
 import { RegistryClient } from '../src/oci/client.js'
 import { MediaType } from '../src/oci/types.js'
 import { runActionStep, type ActionStep } from './harness/action.js'
-import { startKube, type TestKube } from './harness/kube.js'
+import { startTestCluster, type TestCluster } from './harness/cluster.js'
 import { startRegistry, type TestRegistry } from './harness/registry.js'
 import { useRunnerDirs, type RunnerDirs } from './harness/runner-dirs.js'
-import { startDeploymentStandIn, type DeploymentStandIn } from './harness/standins/deployments.js'
-import { startWebhookStandIn, type WebhookStandIn } from './harness/standins/webhook.js'
 import { repoRoot } from './harness/tools.js'
 
 // These run the committed bundles: an ESM/CJS mix-up builds fine and only
@@ -32,17 +30,15 @@ let registry: TestRegistry
 let datasetRef: string
 let datasetDigest: string
 // An existing cluster: the real API server, stand-ins for what needs containers.
-let cluster: TestKube
+let cluster: TestCluster
 let dirs: RunnerDirs
-let deployments: DeploymentStandIn
-let webhook: WebhookStandIn
 
 /** Runs the bundle against the existing cluster, the model going to the test registry. */
 function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
   return runActionStep(
     {
       cluster: 'existing',
-      kubeconfig: cluster.kubeconfigPath,
+      kubeconfig: cluster.kube.kubeconfigPath,
       image: `${registry.host}/models/iris`,
       'allowed-dataset-prefixes': `${registry.host}/datasets/`,
       ...inputs,
@@ -54,15 +50,8 @@ function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
 beforeAll(async () => {
   ;[registry, cluster, dirs] = await Promise.all([
     startRegistry(),
-    startKube({ controllerManager: true }),
+    startTestCluster(),
     useRunnerDirs(),
-  ])
-  ;[deployments, webhook] = await Promise.all([
-    startDeploymentStandIn(cluster.kubeconfig, { controllerManager: true }),
-    startWebhookStandIn(cluster.kubeconfig, {
-      configurations: ['validation.webhook.pipeline.tekton.dev', 'webhook.pipeline.tekton.dev'],
-      readyAfterMs: 500,
-    }),
   ])
   // The runner's tool cache already holds the (release-shaped) Tekton
   // manifests, as after an earlier run: nothing is fetched from the internet.
@@ -102,8 +91,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.all([deployments?.stop(), webhook?.stop(), registry?.stop()])
-  await cluster?.stop()
+  await Promise.all([cluster?.stop(), registry?.stop()])
   await dirs?.restore()
 }, 60_000)
 
@@ -134,7 +122,7 @@ describe('dist/index.js (the action)', () => {
     expect(step.stdout).toMatch(
       /Tekton pipeline v1\.15\.0: installed from .* \(sha256 [0-9a-f]{64}, checked when it was cached\)/,
     )
-    const kube = connect(cluster.kubeconfig)
+    const kube = connect(cluster.kube.kubeconfig)
     const secret = await kube.core.readNamespacedSecret({
       name: 'signing-secrets',
       namespace: 'tekton-chains',

@@ -2,14 +2,9 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startKube, type TestKube } from '../../test/harness/kube.js'
+import { startTestCluster, type TestCluster } from '../../test/harness/cluster.js'
 import { startReleaseHost, type ReleaseHost } from '../../test/harness/release-host.js'
 import { useRunnerDirs, type RunnerDirs } from '../../test/harness/runner-dirs.js'
-import {
-  startDeploymentStandIn,
-  type DeploymentStandIn,
-} from '../../test/harness/standins/deployments.js'
-import { startWebhookStandIn, type WebhookStandIn } from '../../test/harness/standins/webhook.js'
 import { repoRoot } from '../../test/harness/tools.js'
 import { openPrivateKey } from '../cosign/keys.js'
 import { connect, type Kube } from '../kube/client.js'
@@ -31,12 +26,10 @@ import {
 // Tekton's and served by a stand-in release host with a GitHub-like API.
 
 const manifests = path.join(repoRoot, 'test/harness/manifests')
-let cluster: TestKube
+let cluster: TestCluster
 let kube: Kube
 let host: ReleaseHost
 let dirs: RunnerDirs
-let deployments: DeploymentStandIn
-let webhook: WebhookStandIn
 let sources: ReleaseSources
 const stalled = new Set<string>()
 
@@ -53,31 +46,23 @@ async function publish(component: 'pipeline' | 'chains', version: string, file: 
 
 beforeAll(async () => {
   ;[cluster, host, dirs] = await Promise.all([
-    startKube({ controllerManager: true }),
-    startReleaseHost(),
-    useRunnerDirs(),
-  ])
-  kube = connect(cluster.kubeconfig)
-  sources = { manifestBase: host.url, githubApi: host.url }
-  ;[deployments, webhook] = await Promise.all([
-    startDeploymentStandIn(cluster.kubeconfig, {
-      controllerManager: true,
+    startTestCluster({
       stall: (namespace, name) =>
         stalled.has(`${namespace}/${name}`)
           ? { reason: 'ImagePullBackOff', message: 'Back-off pulling image "busybox"' }
           : undefined,
+      // Admission starts to work a little after the webhook Deployment exists.
+      webhookReadyAfterMs: 1_500,
     }),
-    // Admission starts to work a little after the webhook Deployment exists.
-    startWebhookStandIn(cluster.kubeconfig, {
-      configurations: ['validation.webhook.pipeline.tekton.dev', 'webhook.pipeline.tekton.dev'],
-      readyAfterMs: 1_500,
-    }),
+    startReleaseHost(),
+    useRunnerDirs(),
   ])
+  kube = connect(cluster.kube.kubeconfig)
+  sources = { manifestBase: host.url, githubApi: host.url }
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.all([deployments?.stop(), webhook?.stop(), host?.close()])
-  await cluster?.stop()
+  await Promise.all([cluster?.stop(), host?.close()])
   await dirs?.restore()
 })
 
@@ -174,7 +159,7 @@ describe('installTekton', () => {
     expect(firstController).toBeGreaterThan(firstSecret)
 
     // Tekton's webhook admitted the dry-run Task: admission works, not only pods.
-    expect(webhook.admitted()).toBeGreaterThan(0)
+    expect(cluster.webhook.admitted()).toBeGreaterThan(0)
   })
 
   it('applying again is idempotent and keeps what is running', async () => {
