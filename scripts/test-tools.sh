@@ -11,6 +11,8 @@
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
+#   python3   a virtualenv with trainer/requirements.txt (pip --require-hashes),
+#             linked as .tools/venv; .tools/bin/python3 runs its interpreter
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -123,6 +125,40 @@ kube_tools() {
   for name in "${KUBE_TOOLS[@]}"; do link "$dir/$name" "$name"; done
 }
 
+# python_venv: the trainer's Python packages, hash-checked by pip. The cache
+# folder is named after the requirements files: a pin change builds anew.
+python_venv() {
+  command -v python3 >/dev/null || die "python3 (3.11 or newer, with venv) is needed for the trainer tests"
+  local key
+  key=$(cat "$root"/trainer/requirements*.txt | sha256sum | cut -c1-12)
+  local dir=$cache/python/venv-$key
+  if [ ! -x "$dir/bin/python3" ] || [ ! -f "$dir/.complete" ]; then
+    log "creating the trainer virtualenv from trainer/requirements.txt"
+    mkdir -p "$cache/python"
+    # A venv's scripts name its own path, so it is built where it will live:
+    # under a lock (concurrent runs), with a marker written last, so an
+    # interrupted build is never taken for a finished one.
+    (
+      exec 9>"$cache/python/venv-$key.lock"
+      flock 9
+      [ -f "$dir/.complete" ] && exit 0
+      {
+        rm -rf "$dir" &&
+          python3 -m venv "$dir" &&
+          "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check --no-input \
+            --require-hashes -r "$root/trainer/requirements.txt" &&
+          # A symlink to a venv's interpreter does not find the venv (Python looks
+          # next to the link for pyvenv.cfg), hence a two-line launcher.
+          printf '#!/bin/sh\nexec "%s/bin/python3" "$@"\n' "$dir" >"$dir/python3" &&
+          chmod 755 "$dir/python3" &&
+          touch "$dir/.complete"
+      } || { rm -rf "$dir"; exit 1; }
+    ) || die "creating the trainer virtualenv failed (see above)"
+  fi
+  ln -sfn "$dir" "$tools/venv"
+  link "$dir/python3" python3
+}
+
 # A system package: installed with apt-get where we may, else the error says how.
 ensure_ssh_keygen() {
   command -v ssh-keygen >/dev/null && return
@@ -142,6 +178,7 @@ go_tool cosign "$COSIGN_MODULE" & pids+=($!)
 go_tool registry "$REGISTRY_MODULE" & pids+=($!)
 go_tool kind "$KIND_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
+python_venv & pids+=($!)
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"

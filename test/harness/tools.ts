@@ -14,6 +14,8 @@ export const TEST_TOOLS = [
   'etcd',
   'kube-apiserver',
   'kube-controller-manager',
+  // The trainer's virtualenv interpreter (scikit-learn, oras, omlmd).
+  'python3',
 ] as const
 export type TestTool = (typeof TEST_TOOLS)[number]
 
