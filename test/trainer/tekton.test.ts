@@ -9,8 +9,9 @@ type Doc = {
   apiVersion: string
   kind: string
   metadata: { name: string }
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   spec: Record<string, any>
-} // eslint-disable-line @typescript-eslint/no-explicit-any
+}
 
 const load = async (file: string): Promise<Doc> =>
   parse(await readFile(path.join(repoRoot, 'tekton', file), 'utf8')) as Doc
