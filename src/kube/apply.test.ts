@@ -69,6 +69,44 @@ describe('applyManifests', () => {
   })
 })
 
+describe('applyObject', () => {
+  it('keeps schema keys the typed client models spell differently (x-kubernetes-preserve-unknown-fields)', async () => {
+    const crd = parseManifests(
+      `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.oml-chains.dev
+spec:
+  group: example.oml-chains.dev
+  scope: Namespaced
+  names: { kind: Gadget, plural: gadgets, singular: gadget }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+`,
+      'gadget CRD',
+    )
+    const gadget = {
+      apiVersion: 'example.oml-chains.dev/v1',
+      kind: 'Gadget',
+      metadata: { name: 'g', namespace: 'widgets-system' },
+      spec: { steps: [{ name: 'train', script: 'python train.py' }] },
+    }
+    // Tekton's CRDs rely on this: without the key, the API server prunes every spec.
+    await applyManifests(kube, [...crd, gadget], soon())
+    const stored = await kube.objects.read(gadget)
+    expect((stored as typeof gadget).spec).toEqual(gadget.spec)
+  })
+})
+
 describe('waitFor', () => {
   it('sees an object created after the wait began (a watch, not a poll)', async () => {
     const waiting = waitFor(

@@ -1,4 +1,3 @@
-import { PatchStrategy } from '@kubernetes/client-node'
 import { UserError } from '../errors.js'
 import { apiMessage, type Kube } from './client.js'
 import { conditionOf, describeObject, type KubeObject } from './objects.js'
@@ -25,18 +24,7 @@ export async function applyObject(
   fieldManager = FIELD_MANAGER,
 ): Promise<KubeObject> {
   try {
-    return await withRetry(
-      () =>
-        kube.objects.patch(
-          object,
-          undefined,
-          undefined,
-          fieldManager,
-          true,
-          PatchStrategy.ServerSideApply,
-        ),
-      deadline,
-    )
+    return await withRetry(() => kube.objects.applyRaw(object, fieldManager, true), deadline)
   } catch (err) {
     throw new UserError(`applying ${describeObject(object)} failed: ${apiMessage(err)}`)
   }

@@ -2,9 +2,12 @@ import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  HttpMethod,
   KubeConfig,
   KubernetesObjectApi,
+  PatchStrategy,
   Watch,
+  type KubernetesObject,
 } from '@kubernetes/client-node'
 import { UserError } from '../errors.js'
 
@@ -18,6 +21,27 @@ export class ObjectApi extends KubernetesObjectApi {
 
   discover(apiVersion: string, kind: string) {
     return this.resource(apiVersion, kind)
+  }
+
+  /**
+   * Server-side apply of the object exactly as given. `patch` sends objects
+   * through client-node's typed models, which drop JSON keys they spell
+   * differently: a CRD schema's `x-kubernetes-preserve-unknown-fields` would
+   * vanish, and the API server would then prune every Tekton spec.
+   */
+  async applyRaw<T extends KubernetesObject>(
+    object: T,
+    fieldManager: string,
+    force: boolean,
+  ): Promise<T> {
+    const path = await this.specUriPath(object, 'patch')
+    const request = this.configuration.baseServer.makeRequestContext(path, HttpMethod.PATCH)
+    request.setHeaderParam('Accept', 'application/json')
+    request.setHeaderParam('Content-Type', PatchStrategy.ServerSideApply)
+    request.setQueryParam('fieldManager', fieldManager)
+    request.setQueryParam('force', String(force))
+    request.setBody(JSON.stringify(object))
+    return this.requestPromise<T>(request)
   }
 }
 
