@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import oras.container
 import oras.provider
@@ -33,6 +35,15 @@ PLAIN_HTTP_HOSTS = {"registry.local:5000"}
 
 class TrainerError(Exception):
     """A failure reported as one clear line, without a traceback."""
+
+
+def run_cli(main: Callable[[list[str]], int]) -> None:
+    """Runs a program's main; a TrainerError becomes one `error:` line and exit 1."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except TrainerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import joblib
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
-from ociref import TrainerError, make_registry, parse_reference, pushed_manifest_digest
+from ociref import TrainerError, make_registry, parse_reference, pushed_manifest_digest, run_cli
 
 # Seed 1 leaves one hard test sample: accuracy 0.9667, so a MIN_ACCURACY gate is testable.
 SPLIT_SEED = 1
@@ -66,8 +65,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -37,6 +36,7 @@ from ociref import (
     make_registry,
     parse_reference,
     pushed_manifest_digest,
+    run_cli,
 )
 
 RANDOM_STATE = 42
@@ -175,8 +175,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)
