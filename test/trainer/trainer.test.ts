@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -6,29 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RegistryClient } from '../../src/oci/client.js'
 import { parseReference } from '../../src/oci/reference.js'
 import { startRegistry, type TestRegistry } from '../harness/registry.js'
-import { repoRoot, toolPath } from '../harness/tools.js'
+import { runTrainerProgram, type PythonRun as Run } from '../harness/trainer.js'
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs a trainer program with the test-tools virtualenv's Python. */
-function python(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(toolPath('python3'), [path.join(repoRoot, 'trainer', script), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const python = runTrainerProgram
 
 async function readResults(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
