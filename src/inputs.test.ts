@@ -15,7 +15,7 @@ function source(
   const files = options.files ?? {}
   const masked: string[] = []
   return {
-    get: (name) => inputs[name] ?? '',
+    get: (name) => inputs[name] ?? (name === 'trainer-image' ? trainer : ''),
     env: options.env ?? { GITHUB_RUN_ID: '42', GITHUB_RUN_ATTEMPT: '2' },
     readFile(file) {
       const content = files[file]
@@ -32,6 +32,8 @@ function source(
 }
 
 const dataset = 'quay.io/mmortari/ml-iris:data'
+/** No trainer image is published yet, so every run names one (see versions.trainerImage). */
+const trainer = 'ghcr.io/acme/trainer@sha256:' + 'c'.repeat(64)
 
 function inputError(inputs: Partial<Record<InputName, string>>, files?: Record<string, string>) {
   try {
@@ -73,8 +75,17 @@ describe('readPlan', () => {
     expect(plan.params).toEqual({})
     expect(plan.signingKey).toBeUndefined()
     expect(plan.minAccuracy).toBeUndefined()
+    expect(plan.trainerImage.digest).toBe('sha256:' + 'c'.repeat(64))
     // No prefixes means the policy permits no dataset: say so before the run.
     expect(warnings.join('\n')).toMatch(/allowed-dataset-prefixes is empty/)
+  })
+
+  it('asks for trainer-image while no trainer image is pinned as the default', () => {
+    expect(versions.trainerImage).toBeUndefined()
+    const err = inputError({ dataset, 'trainer-image': '' })
+    expect(err.message).toMatch(
+      /^input 'trainer-image': is required: this build of the action has no published trainer image/,
+    )
   })
 
   it('reads a complete set of inputs', () => {

@@ -96,9 +96,15 @@ export function readPlan(source: InputSource): PlanResult {
   const { image, embeddedRegistry } = readImage(get('image'), runId, cluster)
   const registryAuth = readRegistryAuth(source, get, image)
 
-  const trainerText = get('trainer-image')
-  const trainerImage = trainerText ? parseReference(trainerText, 'trainer-image') : undefined
-  if (trainerImage && !trainerImage.digest) {
+  const trainerText = get('trainer-image') || versions.trainerImage
+  if (!trainerText) {
+    throw new InputError(
+      'trainer-image',
+      'is required: this build of the action has no published trainer image to default to; build one from Containerfile and give it by digest (see README)',
+    )
+  }
+  const trainerImage = parseReference(trainerText, 'trainer-image')
+  if (!trainerImage.digest) {
     warnings.push(
       `trainer-image ${trainerText} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
     )

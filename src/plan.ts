@@ -66,8 +66,8 @@ export interface Plan {
   tektonPipelinesVersion: string
   tektonChainsVersion: string
   ecVersion: string
-  /** Undefined means the pinned default trainer image. */
-  trainerImage?: Reference
+  /** The `trainer-image` input, else the pinned default. */
+  trainerImage: Reference
   /** Path of the user's Pipeline YAML; undefined means the bundled one. */
   pipelinePath?: string
   params: Record<string, string>

@@ -62,3 +62,10 @@ export const tektonReleaseSha256: Readonly<Record<string, string>> = {}
 /** The embedded registry's image (distribution), pinned by the digest of its multi-platform index. */
 export const registryImage =
   'registry:3.1.1@sha256:1be55279f18a2fe1a74edf2664cac61c1bea305b7b4642dab412e7affdcb3e33'
+
+/**
+ * The trainer image (built from Containerfile) that runs the training step,
+ * pinned by digest. release.yml publishes it and records its digest here; until
+ * a release has, there is no default and `trainer-image` must be given.
+ */
+export const trainerImage: string | undefined = undefined

@@ -1,17 +1,23 @@
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import * as tc from '@actions/tool-cache'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { applyManifests } from '../src/kube/apply.js'
 import { connect } from '../src/kube/client.js'
+import { parseManifests } from '../src/kube/objects.js'
 import { RegistryClient } from '../src/oci/client.js'
-import { MediaType } from '../src/oci/types.js'
+import { parseReference } from '../src/oci/reference.js'
 import { runActionStep, type ActionStep } from './harness/action.js'
 import { startTestCluster, type TestCluster } from './harness/cluster.js'
 import { startRegistry, type TestRegistry } from './harness/registry.js'
 import { useRunnerDirs, type RunnerDirs } from './harness/runner-dirs.js'
+import { startKubeletStandIn, type KubeletStandIn } from './harness/standins/kubelet.js'
+import { startTektonStandIn, type TektonStandIn } from './harness/standins/tekton.js'
 import { repoRoot } from './harness/tools.js'
+import { publishDataset } from './harness/trainer.js'
 
 // These run the committed bundles: an ESM/CJS mix-up builds fine and only
 // fails when the bundle starts.
@@ -31,7 +37,12 @@ let datasetRef: string
 let datasetDigest: string
 // An existing cluster: the real API server, stand-ins for what needs containers.
 let cluster: TestCluster
+let kubelet: KubeletStandIn
+let tekton: TektonStandIn
 let dirs: RunnerDirs
+
+/** Any image by digest: the Tekton stand-in runs the repository's trainer in its place. */
+const TRAINER = `registry.local:5000/oml-chains/trainer@sha256:${'1'.repeat(64)}`
 
 /** Runs the bundle against the existing cluster, the model going to the test registry. */
 function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
@@ -41,6 +52,7 @@ function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
       kubeconfig: cluster.kube.kubeconfigPath,
       image: `${registry.host}/models/iris`,
       'allowed-dataset-prefixes': `${registry.host}/datasets/`,
+      'trainer-image': TRAINER,
       ...inputs,
     },
     { env: { RUNNER_TOOL_CACHE: dirs.toolCache } },
@@ -68,29 +80,27 @@ beforeAll(async () => {
     'tekton-chains-release',
     'v0.29.2',
   )
-  // A dataset-like artifact (oras-style config and one layer) to pin by digest.
-  const client = new RegistryClient({ insecure: () => true })
-  const repo = { registry: registry.host, repository: 'datasets/iris' }
-  const config = await client.pushBlob(repo, Buffer.from('{}'))
-  const layer = await client.pushBlob(repo, Buffer.from('X_train bytes'))
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.unknownConfig, ...config },
-      layers: [{ mediaType: MediaType.ociLayerTar, ...layer }],
-    }),
-  )
-  const pushed = await client.pushManifest(
-    { ...repo, tag: 'data' },
-    manifest,
-    MediaType.ociManifest,
-  )
   datasetRef = `${registry.host}/datasets/iris:data`
-  datasetDigest = pushed.digest
+  datasetDigest = await publishDataset(datasetRef)
+  // Tekton's CRDs are in place before its stand-in watches them (the action
+  // applies them again); the stand-ins run the PipelineRun's step as a process.
+  const release = parseManifests(
+    await readFile(path.join(manifests, 'tekton-pipelines-release.yaml'), 'utf8'),
+    'tekton-pipelines-release.yaml',
+  )
+  const kube = connect(cluster.kube.kubeconfig)
+  await applyManifests(
+    kube,
+    release.filter((o) => o.kind === 'CustomResourceDefinition'),
+    Date.now() + 60_000,
+  )
+  kubelet = await startKubeletStandIn(cluster.kube.kubeconfig)
+  tekton = await startTektonStandIn(cluster.kube.kubeconfig, { kubelet })
 }, 120_000)
 
 afterAll(async () => {
+  await tekton?.stop()
+  await kubelet?.stop()
   await Promise.all([cluster?.stop(), registry?.stop()])
   await dirs?.restore()
 }, 60_000)
@@ -109,7 +119,7 @@ describe('dist/index.js (the action)', () => {
     expect(step.outputs['dataset-digest']).toBeUndefined()
   })
 
-  it('readies the cluster: Tekton and Chains with our key, then stops with verdict error', async () => {
+  it('trains the model on the cluster with Tekton and Chains, then stops with verdict error', async () => {
     const step = await runOnCluster({ dataset: datasetRef })
     expect(step.outputs['dataset-digest']).toBe(datasetDigest)
     const publicKey = step.outputs['public-key']
@@ -132,11 +142,27 @@ describe('dist/index.js (the action)', () => {
       name: 'oml-chains-pipeline',
       namespace: 'oml-chains',
     })
+    // The model the PipelineRun trained is the one the registry serves.
+    const served = await new RegistryClient({ insecure: () => true }).getManifest(
+      parseReference(`${registry.host}/models/iris:run-1001-1`),
+    )
+    expect(step.outputs.digest).toBe(served.digest)
+    expect(step.outputs.image).toBe(`${registry.host}/models/iris@${served.digest}`)
+    expect(step.outputs.pipelinerun).toMatch(/^oml-chains\/oml-chains-\w+$/)
+    // The step's log was followed live, folded per task.
+    expect(step.stdout).toMatch(/^::group::task train\n\[train\/train\] /m)
     // Each phase is logged with its duration.
-    for (const phase of ['Signing key', 'Cluster', 'Dataset', 'Tekton', 'Registry credentials']) {
+    for (const phase of [
+      'Signing key',
+      'Cluster',
+      'Dataset',
+      'Tekton',
+      'Registry credentials',
+      'Pipeline',
+    ]) {
       expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
-    // This build cannot train: it says so rather than report a model.
+    // This build cannot wait for Chains or run the policy: it says so rather than give a verdict.
     expect(step.code).toBe(1)
     expect(step.outputs.verdict).toBe('error')
     expect(errorLines(step.stdout)).toEqual([

@@ -58,6 +58,9 @@ function versionsList(): string {
     `- Tekton Chains ${versions.tektonChainsVersion}`,
     `- Enterprise Contract (conforma/cli) ${versions.ecVersion}`,
     `- Embedded registry: \`${versions.registryImage}\``,
+    versions.trainerImage
+      ? `- Trainer image: \`${versions.trainerImage}\``
+      : '- Trainer image: none published yet (give `trainer-image`)',
   ].join('\n')
 }
 
