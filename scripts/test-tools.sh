@@ -7,6 +7,8 @@
 #   cosign    go install github.com/sigstore/cosign/v2/cmd/cosign
 #   registry  go install github.com/google/go-containerregistry/cmd/registry
 #   kind      go install sigs.k8s.io/kind (served by the install tests as a release asset)
+#   opa       go install github.com/open-policy-agent/opa (runs the EC policy's
+#             rego unit tests and checks in test/policy.test.ts)
 #   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
@@ -29,6 +31,7 @@ NODE_INTEGRITY_arm64=sha512-FpJRPEz2OvvTLfjIOlNGFY9JLPMKgl5m+d4oGYBLg24kJ1mmvN1Z
 COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 REGISTRY_MODULE=github.com/google/go-containerregistry/cmd/registry@v0.22.1
 KIND_MODULE=sigs.k8s.io/kind@v0.32.0
+OPA_MODULE=github.com/open-policy-agent/opa@v1.22.3
 
 log() { printf 'test-tools: %s\n' "$*" >&2; }
 die() { printf 'test-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -177,6 +180,7 @@ install_node & pids+=($!)
 go_tool cosign "$COSIGN_MODULE" & pids+=($!)
 go_tool registry "$REGISTRY_MODULE" & pids+=($!)
 go_tool kind "$KIND_MODULE" & pids+=($!)
+go_tool opa "$OPA_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
 python_venv & pids+=($!)
 status=0

@@ -14,6 +14,8 @@ export const TEST_TOOLS = [
   'etcd',
   'kube-apiserver',
   'kube-controller-manager',
+  // Runs the EC policy's rego unit tests and checks (test/policy.test.ts).
+  'opa',
   // The trainer's virtualenv interpreter (scikit-learn, oras, omlmd).
   'python3',
 ] as const
