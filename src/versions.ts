@@ -69,3 +69,10 @@ export const registryImage =
  * a release has, there is no default and `trainer-image` must be given.
  */
 export const trainerImage: string | undefined = undefined
+
+/**
+ * ec releases whose binaries' sha256 is confirmed from an origin other than
+ * the release itself. None yet: until one is, installs check each binary
+ * against the `.sha256` file conforma/cli publishes next to it.
+ */
+export const ecPins: readonly PinnedBinary[] = []
