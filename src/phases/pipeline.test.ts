@@ -99,6 +99,11 @@ describe('runPipeline', () => {
     expect(outcome.imageDigest).toBe(served.digest)
     expect(outcome.imageUrl).toBe(`${registry.host}/ml/model:run1`)
     expect(outcome.results.DATASET_DIGEST).toBe(dataset.digest)
+    // The object result, whole: Chains makes it a material of the PipelineRun attestation.
+    expect(outcome.results.DATASET_ARTIFACT_INPUTS).toEqual({
+      uri: `${registry.host}/ml/iris`,
+      digest: dataset.digest,
+    })
     expect(Number(outcome.results.ACCURACY)).toBeGreaterThan(0.9)
     // The step's output arrived through the API server, prefixed with task and step.
     const stepLines = lines.filter((l) => l.startsWith('[train/train] '))

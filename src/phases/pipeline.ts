@@ -1,9 +1,8 @@
 import * as core from '@actions/core'
 import { PatchStrategy } from '@kubernetes/client-node'
-import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { bundledFile } from '../bundled.js'
 import { UserError } from '../errors.js'
 import { applyObject } from '../kube/apply.js'
 import { apiMessage, type Kube } from '../kube/client.js'
@@ -87,18 +86,9 @@ interface TaskRunObject extends KubeObject {
   }
 }
 
-/**
- * The bundled `tekton/` folder: next to `src/` in the repository, and next to
- * `dist/` in the action as GitHub checks it out (the action ships the whole
- * repository). Searched upwards from this module, so both layouts work.
- */
-export function bundledTektonDir(from = path.dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'tekton', 'pipeline.yaml'))) return path.join(dir, 'tekton')
-    if (path.dirname(dir) === dir) {
-      throw new Error(`the bundled tekton/ folder was not found above ${from}`)
-    }
-  }
+/** The bundled `tekton/` folder (task.yaml and pipeline.yaml). */
+export function bundledTektonDir(): string {
+  return path.dirname(bundledFile('tekton/pipeline.yaml'))
 }
 
 /** Reads the Task and Pipeline to apply: the bundled Task always, the user's Pipeline file or the bundled one. */

@@ -62,6 +62,11 @@ describe('tekton resources', () => {
     )
     expect(
       pipeline.spec.results.map((r: { name: string; value: string }) => [r.name, r.value]),
-    ).toEqual(pipelineResults.map((n) => [n, `$(tasks.${only.name}.results.${n})`]))
+    ).toEqual([
+      ...pipelineResults.map((n) => [n, `$(tasks.${only.name}.results.${n})`]),
+      // The whole object, so the PipelineRun attestation lists the dataset as a material.
+      ['DATASET_ARTIFACT_INPUTS', `$(tasks.${only.name}.results.DATASET_ARTIFACT_INPUTS[*])`],
+    ])
+    expect(pipeline.spec.results.at(-1).type).toBe('object')
   })
 })

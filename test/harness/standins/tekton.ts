@@ -344,9 +344,12 @@ async function reconcile(ctx: Context, run: PipelineRun): Promise<void> {
     )
   }
   const resultValues: Record<string, string> = {}
+  const wholeObjects: Record<string, unknown> = {}
   for (const [task, results] of Object.entries(taskResults)) {
     for (const [name, value] of Object.entries(results)) {
       resultValues[`tasks.${task}.results.${name}`] = asText(value)
+      // `$(tasks.X.results.Y[*])` is a whole object (or array) result, as Tekton resolves it.
+      wholeObjects[`$(tasks.${task}.results.${name}[*])`] = value
     }
   }
   await setStatus(kube, 'PipelineRun', namespace, prName, {
@@ -360,7 +363,7 @@ async function reconcile(ctx: Context, run: PipelineRun): Promise<void> {
     ],
     results: (pipeline.results ?? []).map((r) => ({
       name: r.name,
-      value: substitute(r.value, resultValues),
+      value: r.value in wholeObjects ? wholeObjects[r.value] : substitute(r.value, resultValues),
     })),
     childReferences,
   })
