@@ -14,6 +14,8 @@ export interface Command {
   input?: string
   /** Keeps the command line and its output out of the log (noisy or secret output). */
   silent?: boolean
+  /** Working directory (default the step's). */
+  cwd?: string
 }
 
 export interface CommandResult {
@@ -27,13 +29,14 @@ export type CommandRunner = (command: Command) => Promise<CommandResult>
 
 /** A runner over `@actions/exec`; `env` replaces the environment (tests put stand-ins on PATH). */
 export function commandRunner(options: { env?: Record<string, string> } = {}): CommandRunner {
-  return async ({ file, args, input, silent }) => {
+  return async ({ file, args, input, silent, cwd }) => {
     try {
       return await getExecOutput(file, args, {
         ignoreReturnCode: true,
         silent: silent ?? false,
         input: input === undefined ? undefined : Buffer.from(input),
         env: options.env,
+        cwd,
       })
     } catch (err) {
       // @actions/exec throws only when the program cannot be started at all.

@@ -30,6 +30,11 @@ export interface ValidateImageOptions {
   reportPath: string
   /** Rule data for the policy's rules (lists and numbers too); see policy-config.ts. */
   ruleData?: RuleData
+  /**
+   * Where ec runs: it resolves a policy source's relative path (`./policy/rules`)
+   * against its working directory, not against the config file.
+   */
+  cwd?: string
   /** ec's own deadline (`--timeout`); ec's default is 5 minutes. */
   timeoutMs?: number
   run?: CommandRunner
@@ -124,7 +129,7 @@ export async function validateImage(options: ValidateImageOptions): Promise<EcVa
     attempts++
     // A report left from an earlier run must never stand in for this one's.
     await rm(reportPath, { force: true })
-    const result = await run({ file: options.ec, args })
+    const result = await run({ file: options.ec, args, cwd: options.cwd })
     const { exitCode, stderr } = result
     const outcome = await outcomeOf(result, reportPath)
     const validation: EcValidation = {
