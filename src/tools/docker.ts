@@ -42,7 +42,7 @@ export interface RegistryContainerSpec {
   hostPort: number
 }
 
-const NO_SUCH = /no such (container|object)/i
+const NO_SUCH = /no such (container|object|image)/i
 
 export class Docker {
   constructor(
@@ -138,6 +138,25 @@ export class Docker {
       { input: content, silent: true },
     )
     await runChecked(this.run, command)
+  }
+
+  /** Whether the Docker engine holds an image of that reference (built or pulled on the runner). */
+  async hasImage(reference: string): Promise<boolean> {
+    const command = this.command(['image', 'inspect', '--format', '{{.Id}}', reference], {
+      silent: true,
+    })
+    const result = await this.run(command)
+    if (result.exitCode === 0) return true
+    if (NO_SUCH.test(result.stderr)) return false
+    throw new CommandError(command, result)
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    await runChecked(this.run, this.command(['image', 'tag', source, target]))
+  }
+
+  async pushImage(reference: string): Promise<void> {
+    await runChecked(this.run, this.command(['image', 'push', reference]))
   }
 
   /** Removes a container, running or not; false when there was none. */
