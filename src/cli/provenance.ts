@@ -102,8 +102,9 @@ async function fromImage(text: string, publicKey: string): Promise<ProvenanceRep
     a.statement.subject.some((s) => `sha256:${s.digest.sha256}` === image.digest),
   )
   const chosen =
-    about.find((a) => summarizeProvenance(a.statement).buildType === PIPELINERUN_BUILD_TYPE) ??
-    about[0]
+    about.find((a) =>
+      PIPELINERUN_BUILD_TYPE.test(summarizeProvenance(a.statement).buildType ?? ''),
+    ) ?? about[0]
   if (!chosen) {
     throw new UserError(
       `${formatReference(image)}: no verified attestation has this image as its subject`,

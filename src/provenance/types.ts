@@ -13,8 +13,10 @@ export const STATEMENT_V1 = 'https://in-toto.io/Statement/v1'
 export const SLSA_PROVENANCE_V02 = 'https://slsa.dev/provenance/v0.2'
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1'
 
-export const TASKRUN_BUILD_TYPE = 'tekton.dev/v1beta1/TaskRun'
-export const PIPELINERUN_BUILD_TYPE = 'tekton.dev/v1beta1/PipelineRun'
+/** buildType of Chains' TaskRun attestations: `tekton.dev/v1/TaskRun` (v0.29), `tekton.dev/v1beta1/TaskRun` (older). */
+export const TASKRUN_BUILD_TYPE = /^tekton\.dev\/v1(beta1)?\/TaskRun$/
+/** buildType of Chains' PipelineRun attestations, either API version. */
+export const PIPELINERUN_BUILD_TYPE = /^tekton\.dev\/v1(beta1)?\/PipelineRun$/
 
 export type StatementType = typeof STATEMENT_V01 | typeof STATEMENT_V1
 
@@ -130,7 +132,7 @@ export interface SlsaV02Metadata {
 
 export interface SlsaV02Predicate {
   builder: { id: string }
-  /** `tekton.dev/v1beta1/TaskRun` or `tekton.dev/v1beta1/PipelineRun`. */
+  /** `tekton.dev/v1/TaskRun` or `tekton.dev/v1/PipelineRun` (`v1beta1` from older Chains). */
   buildType: string
   invocation?: SlsaV02Invocation
   buildConfig?: TaskRunBuildConfig | PipelineRunBuildConfig
