@@ -296,15 +296,4 @@ describe('readPlan', () => {
     const err = inputError({ dataset, 'registry-password': 'hunter2-secret' })
     expect(err.message).not.toContain('hunter2-secret')
   })
-
-  it('warns when the trainer image is not pinned by digest', () => {
-    const { warnings } = readPlan(
-      source({
-        dataset,
-        'trainer-image': 'ghcr.io/acme/trainer:latest',
-        'allowed-dataset-prefixes': 'quay.io/',
-      }),
-    )
-    expect(warnings).toEqual([expect.stringMatching(/trainer-image .* is not pinned by digest/)])
-  })
 })

@@ -100,15 +100,10 @@ export function readPlan(source: InputSource): PlanResult {
   if (!trainerText) {
     throw new InputError(
       'trainer-image',
-      'is required: this build of the action has no published trainer image to default to; build one from Containerfile and give it by digest (see README)',
+      'is required: this build of the action has no published trainer image to default to; build one from Containerfile and give it by digest, or by the tag of an image built on the runner (see README)',
     )
   }
   const trainerImage = parseReference(trainerText, 'trainer-image')
-  if (!trainerImage.digest) {
-    warnings.push(
-      `trainer-image ${trainerText} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
-    )
-  }
 
   const allowedDatasetPrefixes = lines(get('allowed-dataset-prefixes'))
   for (const prefix of allowedDatasetPrefixes) {

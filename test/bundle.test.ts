@@ -15,6 +15,7 @@ import { startTestCluster, type TestCluster } from './harness/cluster.js'
 import { startRegistry, type TestRegistry } from './harness/registry.js'
 import { useRunnerDirs, type RunnerDirs } from './harness/runner-dirs.js'
 import { startKubeletStandIn, type KubeletStandIn } from './harness/standins/kubelet.js'
+import { startChainsStandIn, type ChainsStandIn } from './harness/standins/chains.js'
 import { startTektonStandIn, type TektonStandIn } from './harness/standins/tekton.js'
 import { repoRoot } from './harness/tools.js'
 import { publishDataset } from './harness/trainer.js'
@@ -39,6 +40,7 @@ let datasetDigest: string
 let cluster: TestCluster
 let kubelet: KubeletStandIn
 let tekton: TektonStandIn
+let chains: ChainsStandIn
 let dirs: RunnerDirs
 
 /** Any image by digest: the Tekton stand-in runs the repository's trainer in its place. */
@@ -95,10 +97,14 @@ beforeAll(async () => {
     Date.now() + 60_000,
   )
   kubelet = await startKubeletStandIn(cluster.kube.kubeconfig)
-  tekton = await startTektonStandIn(cluster.kube.kubeconfig, { kubelet })
+  ;[tekton, chains] = await Promise.all([
+    startTektonStandIn(cluster.kube.kubeconfig, { kubelet }),
+    startChainsStandIn(cluster.kube.kubeconfig, { kubelet }),
+  ])
 }, 120_000)
 
 afterAll(async () => {
+  await chains?.stop()
   await tekton?.stop()
   await kubelet?.stop()
   await Promise.all([cluster?.stop(), registry?.stop()])
@@ -119,7 +125,7 @@ describe('dist/index.js (the action)', () => {
     expect(step.outputs['dataset-digest']).toBeUndefined()
   })
 
-  it('trains the model on the cluster with Tekton and Chains, then stops with verdict error', async () => {
+  it('trains, and Chains signs, the model; without ec it ends with verdict error and a summary', async () => {
     const step = await runOnCluster({ dataset: datasetRef })
     expect(step.outputs['dataset-digest']).toBe(datasetDigest)
     const publicKey = step.outputs['public-key']
@@ -151,6 +157,12 @@ describe('dist/index.js (the action)', () => {
     expect(step.outputs.pipelinerun).toMatch(/^oml-chains\/oml-chains-\w+$/)
     // The step's log was followed live, folded per task.
     expect(step.stdout).toMatch(/^::group::task train\n\[train\/train\] /m)
+    // Chains (the stand-in, signing with real cosign and the run's key) signed
+    // the model; the phase checked it and wrote the PipelineRun's provenance.
+    const provenance = JSON.parse(step.files.provenance!) as {
+      subject: { digest: { sha256: string } }[]
+    }
+    expect(provenance.subject.map((s) => `sha256:${s.digest.sha256}`)).toContain(served.digest)
     // Each phase is logged with its duration.
     for (const phase of [
       'Signing key',
@@ -159,15 +171,24 @@ describe('dist/index.js (the action)', () => {
       'Tekton',
       'Registry credentials',
       'Pipeline',
+      'Chains',
     ]) {
       expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
-    // This build cannot wait for Chains or run the policy: it says so rather than give a verdict.
+    // ec cannot be downloaded here (no internet), and no stand-in plays it:
+    // the run ends in verdict error, saying why, with what it knows.
+    expect(step.stdout).toMatch(/^Enterprise Contract: failed in /m)
     expect(step.code).toBe(1)
     expect(step.outputs.verdict).toBe('error')
+    expect(step.outputs.violations).toBeUndefined()
     expect(errorLines(step.stdout)).toEqual([
-      expect.stringMatching(/^::error::this build of oml-chains-action .* no verdict was reached$/),
+      expect.stringMatching(
+        /^::error::download of https:\/\/github\.com\/conforma\/cli\/releases\/download\/v0\.9\.115\/ec_linux_(amd64|arm64).* failed/,
+      ),
     ])
+    expect(step.summary).toMatch(/^## oml-chains: ERROR\n/)
+    expect(step.summary).toContain(step.outputs.image!)
+    expect(step.summary).toContain(publicKey)
     expect(step.state.isPost).toBe('true')
     // On an existing cluster the post step removes nothing.
     const post = await runActionStep({ dataset: datasetRef }, { state: step.state })

@@ -12,6 +12,8 @@ export interface ActionStep {
   /** What the step saved with core.saveState, handed to the post step. */
   state: Record<string, string>
   summary: string
+  /** Contents of the files the `report` and `provenance` outputs name, read before RUNNER_TEMP goes. */
+  files: Record<string, string>
 }
 
 /**
@@ -62,11 +64,18 @@ export async function runActionStep(
         },
       )
     })
+    const outputs = parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8'))
+    const named: Record<string, string> = {}
+    for (const output of ['report', 'provenance']) {
+      const file = outputs[output]
+      if (file) named[output] = await readFile(file, 'utf8')
+    }
     return {
       code,
       stdout,
       stderr,
-      outputs: parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8')),
+      outputs,
+      files: named,
       state: parseFileCommand(await readFile(files.GITHUB_STATE, 'utf8')),
       summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
     }
