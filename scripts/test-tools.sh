@@ -9,7 +9,11 @@
 #   kind      go install sigs.k8s.io/kind (served by the install tests as a release asset)
 #   opa       go install github.com/open-policy-agent/opa (runs the EC policy's
 #             rego unit tests and checks in test/policy.test.ts)
+#   actionlint  go install github.com/rhysd/actionlint/cmd/actionlint (checks
+#             .github/workflows: .ci/run and test/workflows.test.ts)
 #   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
+#   shellcheck  Debian's shellcheck: actionlint runs it on every `run:` script
+#             when it is on PATH, and silently skips that check when it is not
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
@@ -32,6 +36,7 @@ COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 REGISTRY_MODULE=github.com/google/go-containerregistry/cmd/registry@v0.22.1
 KIND_MODULE=sigs.k8s.io/kind@v0.32.0
 OPA_MODULE=github.com/open-policy-agent/opa@v1.22.3
+ACTIONLINT_MODULE=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 log() { printf 'test-tools: %s\n' "$*" >&2; }
 die() { printf 'test-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -162,18 +167,21 @@ python_venv() {
   link "$dir/python3" python3
 }
 
-# A system package: installed with apt-get where we may, else the error says how.
-ensure_ssh_keygen() {
-  command -v ssh-keygen >/dev/null && return
+# ensure_command COMMAND PACKAGE: a system package, installed with apt-get where
+# we may, else the error says how.
+ensure_command() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log 'installing openssh-client (ssh-keygen)'
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+    log "installing $package ($command)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
   else
-    die 'ssh-keygen is missing: install openssh-client (e.g. sudo apt-get install openssh-client)'
+    die "$command is missing: install $package (e.g. sudo apt-get install $package)"
   fi
 }
 
-ensure_ssh_keygen
+ensure_command ssh-keygen openssh-client
+ensure_command shellcheck shellcheck
 # Independent installs run concurrently; each one's failure fails the script.
 pids=()
 install_node & pids+=($!)
@@ -181,6 +189,7 @@ go_tool cosign "$COSIGN_MODULE" & pids+=($!)
 go_tool registry "$REGISTRY_MODULE" & pids+=($!)
 go_tool kind "$KIND_MODULE" & pids+=($!)
 go_tool opa "$OPA_MODULE" & pids+=($!)
+go_tool actionlint "$ACTIONLINT_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
 python_venv & pids+=($!)
 status=0

@@ -18,6 +18,8 @@ export const TEST_TOOLS = [
   'opa',
   // The trainer's virtualenv interpreter (scikit-learn, oras, omlmd).
   'python3',
+  // Checks .github/workflows (test/workflows.test.ts, .ci/run).
+  'actionlint',
 ] as const
 export type TestTool = (typeof TEST_TOOLS)[number]
 
