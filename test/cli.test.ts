@@ -344,7 +344,7 @@ describe('oml-chains provenance --image', () => {
     expect(r.image).toBe(signed.pinned)
     expect(r.subject).toEqual({ name: `${registry.host}/models/iris`, digest: signed.digest })
     expect(r.signatures).toBeGreaterThanOrEqual(1)
-    expect(r.buildType).toBe('tekton.dev/v1beta1/PipelineRun')
+    expect(r.buildType).toBe('tekton.dev/v1/PipelineRun')
     expect(r.dataset).toEqual({
       url: 'registry.local:5000/ml-iris:data',
       digest: 'sha256:5c6a2d4e8f0b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a3b5c7d',

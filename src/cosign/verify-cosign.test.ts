@@ -119,7 +119,7 @@ describe('attestations made by cosign attest-blob', () => {
 
   it('summarizes to the dataset, accuracy, image and trainer of the predicate', () => {
     const summary = summarizeProvenance(verifyAttestation(envelope, ecPub))
-    expect(summary.buildType).toBe('tekton.dev/v1beta1/PipelineRun')
+    expect(summary.buildType).toBe('tekton.dev/v1/PipelineRun')
     expect(summary.builderId).toBe('https://tekton.dev/chains/v2')
     expect(summary.dataset).toEqual({
       url: 'registry.local:5000/ml-iris:data',

@@ -83,7 +83,7 @@ describe('summarizeProvenance on the real Chains TaskRun attestation', () => {
 describe('summarizeProvenance on a Chains PipelineRun (SLSA v0.2) predicate', () => {
   it('reads dataset, accuracy, image and the trainer image of the task that pushed the image', () => {
     const summary = summarizeProvenance(pipelineRunStatement())
-    expect(summary.buildType).toBe('tekton.dev/v1beta1/PipelineRun')
+    expect(summary.buildType).toBe('tekton.dev/v1/PipelineRun')
     expect(summary.params).toEqual({
       DATASET: 'registry.local:5000/ml-iris:data',
       IMAGE: 'registry.local:5000/ml-iris:model',
