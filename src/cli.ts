@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-import { HelpRequested, type Command } from './cli/args.js'
+import { HelpRequested, UsageError, type Command } from './cli/args.js'
 import { keyCheck } from './cli/key-check.js'
 import { keygen } from './cli/keygen.js'
 import { provenance } from './cli/provenance.js'
+import { run } from './cli/run.js'
 import { errorMessage, UserError } from './errors.js'
 
-const commands: Command[] = [keygen, keyCheck, provenance]
+const commands: Command[] = [run, keygen, keyCheck, provenance]
 
 const usage = `Usage: oml-chains <command> [options]
 
-The helpers of oml-chains-action, from a terminal.
+The action's main job and its helpers, from a terminal.
 
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
@@ -28,8 +29,7 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   try {
-    await command.run(rest)
-    return 0
+    return (await command.run(rest)) ?? 0
   } catch (err) {
     if (err instanceof HelpRequested) {
       process.stdout.write(`${err.text}\n`)
@@ -40,8 +40,16 @@ async function main(argv: string[]): Promise<number> {
     if (!(err instanceof UserError) && err instanceof Error && process.env.OML_CHAINS_DEBUG) {
       process.stderr.write(`${err.stack ?? ''}\n`)
     }
-    return 1
+    return err instanceof UsageError ? 2 : 1
   }
 }
 
-process.exitCode = await main(process.argv.slice(2))
+/** Resolves once everything written to `stream` so far is handed to the OS. */
+const drained = (stream: NodeJS.WriteStream) =>
+  new Promise<void>((resolve) => stream.write('', () => resolve()))
+
+const code = await main(process.argv.slice(2))
+await Promise.all([drained(process.stdout), drained(process.stderr)])
+// The command is over: a download `run` no longer needs (ec, after an earlier
+// phase failed) must not hold the process until it gives up.
+process.exit(code)

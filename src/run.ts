@@ -3,10 +3,10 @@ import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
 import { errorMessage, UserError } from './errors.js'
-import { actionInputSource, readPlan } from './inputs.js'
+import { actionInputSource, readPlan, type InputSource } from './inputs.js'
 import { formatReference } from './oci/reference.js'
 import { cleanup, cleanupDeps } from './phases/cleanup.js'
-import { clusterDeps, prepareCluster } from './phases/cluster.js'
+import { clusterDeps, prepareCluster, type CreatedResources } from './phases/cluster.js'
 import { linkRegistryCredentials, prepareRunNamespace } from './phases/credentials.js'
 import { resolveDataset } from './phases/dataset.js'
 import { waitForChains } from './phases/chains.js'
@@ -21,7 +21,7 @@ import { prepareSigningKey } from './phases/signing.js'
 import { installTekton } from './phases/tekton.js'
 import { prepareTrainerImage } from './phases/trainer-image.js'
 import { ruleDataFor, verifyModel } from './phases/verify.js'
-import { EMBEDDED_REGISTRY, PIPELINE_SERVICE_ACCOUNT, RUN_NAMESPACE } from './plan.js'
+import { EMBEDDED_REGISTRY, PIPELINE_SERVICE_ACCOUNT, RUN_NAMESPACE, type Plan } from './plan.js'
 import { createRegistryClient } from './registry-client.js'
 import {
   loadCreated,
@@ -42,25 +42,56 @@ import { installEc } from './tools/ec/install.js'
  */
 export async function runMain(): Promise<void> {
   markMainStarted()
+  const report = await runFlow(actionInputSource(), {
+    // Into the step's state: the post step cleans up from there.
+    planned: (plan) => saveKeepCluster(plan.keepCluster),
+    record: saveCreated,
+  })
+  await publish(report)
+}
+
+/** What a caller of runFlow learns while the flow runs, as it happens. */
+export interface FlowHooks {
+  /** The inputs were valid: called with the Plan before anything is created. */
+  planned?: (plan: Plan) => void
+  /**
+   * Told everything created so far, each time something is about to be
+   * created: a run that fails half-way still knows what to remove.
+   */
+  record: (created: CreatedResources) => void
+}
+
+/**
+ * The flow without the Actions-specific ends: reads the inputs from `source`,
+ * runs every phase and returns what the run learnt. Never throws: a bad input
+ * or a failed phase becomes verdict error with its message (the action and
+ * the `oml-chains run` command each publish the report their own way).
+ */
+export async function runFlow(source: InputSource, hooks: FlowHooks): Promise<RunReport> {
   const report: RunReport = { verdict: 'error', failOnViolation: true }
   const timings = new Timings()
   report.timings = timings.phases
   try {
-    await train(report, timings)
+    await train(source, hooks, report, timings)
   } catch (err) {
     report.verdict = 'error'
     report.error = errorMessage(err)
     if (!(err instanceof UserError) && err instanceof Error && err.stack) core.debug(err.stack)
   }
-  await publish(report)
+  return report
 }
 
 /** Every phase, filling `report` as it learns; throws on the first phase that fails. */
-async function train(report: RunReport, timings: Timings): Promise<void> {
-  const { plan, warnings } = readPlan(actionInputSource())
+async function train(
+  source: InputSource,
+  hooks: FlowHooks,
+  report: RunReport,
+  timings: Timings,
+): Promise<void> {
+  const { plan, warnings } = readPlan(source)
   for (const warning of warnings) core.warning(warning)
   report.failOnViolation = plan.failOnViolation
-  saveKeepCluster(plan.keepCluster)
+  hooks.planned?.(plan)
   const deadline = Date.now() + plan.timeoutMs
   const workDir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'oml-chains-'))
   const registry = await createRegistryClient(plan.registryAuth)
@@ -78,7 +109,7 @@ async function train(report: RunReport, timings: Timings): Promise<void> {
           clusterDeps({
             workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
             deadline,
-            record: saveCreated,
+            record: hooks.record,
           }),
         ),
       { grouped: false },
@@ -214,8 +245,19 @@ async function publish(report: RunReport): Promise<void> {
 
 /** The post step: removes what the main step created; never fails the job. */
 export async function runPost(): Promise<void> {
+  await cleanUpAfterRun(loadCreated(), loadKeepCluster())
+}
+
+/**
+ * Removes what a run created (as its `record` hook was told), or only says
+ * what is left running with keep-cluster. Logs; never throws.
+ */
+export async function cleanUpAfterRun(
+  created: CreatedResources,
+  keepCluster: boolean,
+): Promise<void> {
   try {
-    const result = await cleanup(loadCreated(), { keepCluster: loadKeepCluster() }, cleanupDeps())
+    const result = await cleanup(created, { keepCluster }, cleanupDeps())
     for (const warning of result.warnings) core.warning(warning)
     if (result.removed.length) core.info(`removed: ${result.removed.join(', ')}`)
     if (result.kept.length) core.info(`left running (keep-cluster): ${result.kept.join(', ')}`)

@@ -6,7 +6,8 @@ export interface Command {
   name: string
   summary: string
   usage: string
-  run(argv: string[]): Promise<void>
+  /** Resolves to the exit code, or nothing for 0; throws to exit 1 (2 for a UsageError). */
+  run(argv: string[]): Promise<number | void>
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -18,6 +19,11 @@ export class HelpRequested extends Error {
   }
 }
 
+/** The command line itself is wrong (a flag, a missing value): exit 2, nothing was done. */
+export class UsageError extends UserError {
+  override name = 'UsageError'
+}
+
 /**
  * Parses a subcommand's flags; unknown flags and stray arguments are errors that
  * name the flag, and `--help` shows the usage.
@@ -27,10 +33,31 @@ export function parseFlags<O extends Options>(argv: string[], options: O, usage:
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
   } catch (err) {
-    const message =
-      err instanceof Error ? err.message.replace(/\.?\s*To specify.*$/s, '') : String(err)
-    throw new UserError(`${message}\n\n${usage}`)
+    throw new UserError(`${flagProblem(err)}\n\n${usage}`)
   }
+}
+
+/**
+ * Like parseFlags, for commands whose usage is too long to repeat: a bad flag
+ * is a one-line UsageError that points at `--help`.
+ */
+export function parseUsageFlags<O extends Options>(
+  argv: string[],
+  options: O,
+  usage: string,
+  command: string,
+) {
+  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(usage)
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    throw new UsageError(`${flagProblem(err)} (see 'oml-chains ${command} --help')`)
+  }
+}
+
+/** node's parseArgs message, without its advice on values that start with a dash. */
+function flagProblem(err: unknown): string {
+  return err instanceof Error ? err.message.replace(/\.?\s*To specify.*$/s, '') : String(err)
 }
 
 /** The value of a required flag, or an error naming it. */
