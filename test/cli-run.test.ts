@@ -12,6 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import type { RunResult } from '../src/cli/run.js'
 import { flagOf } from '../src/cli/run-flags.js'
 import { INPUT_NAMES } from '../src/inputs.js'
 import { RegistryClient } from '../src/oci/client.js'
@@ -19,32 +20,16 @@ import { parseReference } from '../src/oci/reference.js'
 import { ecVersion } from '../src/versions.js'
 import { startActionEnvironment, type ActionEnvironment } from './harness/action-env.js'
 import { repoRoot } from './harness/tools.js'
+import { STAND_IN_TRAINER_IMAGE } from './harness/standins/tekton.js'
 
 const cliBundle = path.join(repoRoot, 'dist', 'cli', 'index.js')
 const fixtureKeys = path.join(repoRoot, 'test', 'fixtures', 'cosign-keys')
 const fixtureKey = path.join(fixtureKeys, 'chains-testdata-cosign.key')
-/** Any image by digest: the Tekton stand-in runs the repository's trainer in its place. */
-const TRAINER = `registry.local:5000/oml-chains/trainer@sha256:${'1'.repeat(64)}`
 
 interface CliRun {
   code: number | null
   stdout: string
   stderr: string
-}
-
-/** What `oml-chains run` prints on stdout. */
-interface RunResult {
-  verdict: string
-  digest: string | null
-  image: string | null
-  violations: number | null
-  warnings: number | null
-  report: string | null
-  publicKey: string | null
-  datasetDigest: string | null
-  provenance: string | null
-  pipelinerun: string | null
-  error?: string
 }
 
 let work: string
@@ -115,7 +100,7 @@ describe('oml-chains run: the command line', () => {
   })
 
   it('without --dataset: exit 2, one line naming the flag', async () => {
-    const stderr = expectUsageError(await run(['--trainer-image', TRAINER]))
+    const stderr = expectUsageError(await run(['--trainer-image', STAND_IN_TRAINER_IMAGE]))
     expect(stderr).toMatch(/^oml-chains run: error: --dataset: is required/)
     // Nothing was made: no temp directory for the run, no tool cache.
     expect((await readdir(work)).filter((name) => name.startsWith('oml-chains-run-'))).toEqual([])
@@ -170,7 +155,7 @@ describe('oml-chains run against an existing cluster', () => {
     '--allowed-dataset-prefix',
     `${registry.host}/datasets/`,
     '--trainer-image',
-    TRAINER,
+    STAND_IN_TRAINER_IMAGE,
     '--dataset',
     datasetRef,
   ]

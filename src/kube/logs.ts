@@ -130,9 +130,7 @@ async function readOnce(
       timestamps: true,
       sinceTime,
     })
-    const stopped = new Promise<undefined>((resolve) => {
-      void done.then(() => resolve(undefined))
-    })
+    const stopped = done.then(() => undefined)
     controller = await Promise.race([request, stopped])
     if (!controller) {
       // Stopped first: the request still open is aborted as soon as it can be.

@@ -11,7 +11,11 @@ import {
   type ChainsStandIn,
 } from '../../test/harness/standins/chains.js'
 import { startKubeletStandIn, type KubeletStandIn } from '../../test/harness/standins/kubelet.js'
-import { startTektonStandIn, type TektonStandIn } from '../../test/harness/standins/tekton.js'
+import {
+  startTektonStandIn,
+  type TektonStandIn,
+  STAND_IN_TRAINER_IMAGE,
+} from '../../test/harness/standins/tekton.js'
 import { repoRoot } from '../../test/harness/tools.js'
 import { publishDataset } from '../../test/harness/trainer.js'
 import { verifyImageAttachments } from '../cosign/attached.js'
@@ -39,7 +43,6 @@ import {
 // cosign and the key the action puts in the signing secret, and writes its
 // log lines where the API server serves them from.
 const NAMESPACE = 'oml-chains'
-const TRAINER = 'registry.local:5000/oml-chains/trainer@sha256:' + '1'.repeat(64)
 const tektonDir = path.join(repoRoot, 'tekton')
 const silent = { info: () => undefined, startGroup: () => undefined, endGroup: () => undefined }
 
@@ -108,7 +111,7 @@ async function train(
     {
       image: parseReference(`${registry.host}/ml/${repository}:v1`),
       dataset,
-      trainerImage: parseReference(TRAINER, 'trainer-image'),
+      trainerImage: parseReference(STAND_IN_TRAINER_IMAGE, 'trainer-image'),
       params: {},
       namespace: NAMESPACE,
       serviceAccount: 'oml-chains-pipeline',
@@ -184,7 +187,7 @@ describe('waitForChains', () => {
     expect(statement.predicate.buildType).toBe('tekton.dev/v1/PipelineRun')
     expect(statement.predicate.builder.id).toBe('https://tekton.dev/chains/v2')
     expect(statement.predicate.materials).toContainEqual({
-      uri: `oci://${TRAINER.split('@')[0]}`,
+      uri: `oci://${STAND_IN_TRAINER_IMAGE.split('@')[0]}`,
       digest: { sha256: '1'.repeat(64) },
     })
     expect(statement.predicate.materials).toContainEqual({
@@ -200,7 +203,7 @@ describe('waitForChains', () => {
     })
     expect(provenance.dataset?.digest).toBe(dataset.digest)
     expect(provenance.accuracy).toBe(Number(outcome.results.ACCURACY))
-    expect(provenance.trainerImage).toBe(TRAINER)
+    expect(provenance.trainerImage).toBe(STAND_IN_TRAINER_IMAGE)
     expect(provenance.image).toEqual({ url: outcome.imageUrl, digest: outcome.imageDigest })
 
     // The TaskRun attestation has the shape of the one real Chains made for the seed's run.
@@ -229,7 +232,9 @@ describe('waitForChains', () => {
     ]) {
       expect(keysAt(ours, at), at.join('.')).toEqual(keysAt(real, at))
     }
-    expect(ours.predicate.buildConfig.steps[0].environment.image).toBe(`oci://${TRAINER}`)
+    expect(ours.predicate.buildConfig.steps[0].environment.image).toBe(
+      `oci://${STAND_IN_TRAINER_IMAGE}`,
+    )
 
     // Another key: nothing verifies, and the error says which key to suspect.
     const other = await generateKeyPair()

@@ -5,7 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestCluster, type TestCluster } from '../../test/harness/cluster.js'
 import { startRegistry, type TestRegistry } from '../../test/harness/registry.js'
 import { startKubeletStandIn, type KubeletStandIn } from '../../test/harness/standins/kubelet.js'
-import { startTektonStandIn, type TektonStandIn } from '../../test/harness/standins/tekton.js'
+import {
+  startTektonStandIn,
+  type TektonStandIn,
+  STAND_IN_TRAINER_IMAGE,
+} from '../../test/harness/standins/tekton.js'
 import { repoRoot } from '../../test/harness/tools.js'
 import { publishDataset } from '../../test/harness/trainer.js'
 import { applyManifests } from '../kube/apply.js'
@@ -19,7 +23,6 @@ import { loadPipeline, runPipeline, type LogOutput, type PipelineInputs } from '
 // (run by the Tekton stand-in as the Task's step) and the real registry; the
 // step's output reaches the phase through the API server's pod log endpoint.
 const NAMESPACE = 'oml-chains'
-const TRAINER = 'registry.local:5000/oml-chains/trainer@sha256:' + '1'.repeat(64)
 const tektonDir = path.join(repoRoot, 'tekton')
 
 let cluster: TestCluster
@@ -62,7 +65,7 @@ function inputs(tag: string, more: Partial<PipelineInputs> = {}): PipelineInputs
   return {
     image: parseReference(`${registry.host}/ml/model:${tag}`),
     dataset,
-    trainerImage: parseReference(TRAINER, 'trainer-image'),
+    trainerImage: parseReference(STAND_IN_TRAINER_IMAGE, 'trainer-image'),
     params: {},
     namespace: NAMESPACE,
     serviceAccount: 'oml-chains-pipeline',
@@ -124,7 +127,7 @@ describe('runPipeline', () => {
       kind: 'TaskRun',
       metadata: { name: `${name}-train`, namespace: NAMESPACE },
     })
-    expect(JSON.stringify((taskRun as { spec?: unknown }).spec)).toContain(TRAINER)
+    expect(JSON.stringify((taskRun as { spec?: unknown }).spec)).toContain(STAND_IN_TRAINER_IMAGE)
   }, 180_000)
 
   it('keeps every log line exactly once when the kubelet drops the stream midway', async () => {

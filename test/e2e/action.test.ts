@@ -10,6 +10,7 @@ import { parseReference } from '../../src/oci/reference.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
 import { startActionEnvironment, type ActionEnvironment } from '../harness/action-env.js'
 import { repoRoot } from '../harness/tools.js'
+import { STAND_IN_TRAINER_IMAGE } from '../harness/standins/tekton.js'
 
 // The committed bundle (dist/index.js), run as the runner runs it, end to end
 // against an existing cluster: the real API server, registry, cosign and
@@ -31,9 +32,6 @@ const visible = (stdout: string) =>
 /** What the run says when it reaches the policy phase here. */
 const EC_UNREACHABLE =
   /^::error::download of https:\/\/github\.com\/conforma\/cli\/releases\/download\/v0\.9\.115\/ec_linux_(amd64|arm64).* failed/
-
-/** Any image by digest: the Tekton stand-in runs the repository's trainer in its place. */
-const TRAINER = `registry.local:5000/oml-chains/trainer@sha256:${'1'.repeat(64)}`
 
 let env: ActionEnvironment
 let registry: ActionEnvironment['registry']
@@ -61,7 +59,7 @@ function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
       kubeconfig: cluster.kube.kubeconfigPath,
       image: `${registry.host}/models/iris`,
       'allowed-dataset-prefixes': `${registry.host}/datasets/`,
-      'trainer-image': TRAINER,
+      'trainer-image': STAND_IN_TRAINER_IMAGE,
       ...inputs,
     },
     { env: { RUNNER_TOOL_CACHE: env.dirs.toolCache } },

@@ -67,6 +67,12 @@ import { watchAll, type Watched } from './watch.js'
 
 export { defaultResolveCommand } from './tekton-steps.js'
 
+/**
+ * A trainer image by digest for tests: never pulled or run, since the
+ * stand-in runs the repository's trainer for the step's command.
+ */
+export const STAND_IN_TRAINER_IMAGE = `registry.local:5000/oml-chains/trainer@sha256:${'1'.repeat(64)}`
+
 const TEKTON = 'tekton.dev/v1'
 
 export interface TektonStandInOptions {
