@@ -12,13 +12,23 @@
 #   actionlint  go install github.com/rhysd/actionlint/cmd/actionlint (checks
 #             .github/workflows: .ci/run and test/workflows.test.ts)
 #   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
-#   shellcheck  Debian's shellcheck: actionlint runs it on every `run:` script
+#   ShellCheck  Debian's shellcheck: actionlint runs it on every `run:` script
 #             when it is on PATH, and silently skips that check when it is not
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
 #   python3   a virtualenv with trainer/requirements.txt (pip --require-hashes),
 #             linked as .tools/venv; .tools/bin/python3 runs its interpreter
+#   docker    Debian's docker.io (dockerd, containerd, runc) when no dockerd is
+#             installed; the test harness starts the daemon when none answers
+#   trainer base image
+#             a root file system for `docker import`, from Debian packages
+#             (debootstrap: bookworm with python3, pip, python-is-python3) with
+#             the trainer's wheels (pip download --require-hashes) and a pip.conf
+#             that installs from them only: the tests build the real
+#             Containerfile on it (its BASE_IMAGE build argument) without any
+#             registry or index, since Docker Hub is out of reach here;
+#             linked as .tools/images/trainer-base.tar
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -167,21 +177,86 @@ python_venv() {
   link "$dir/python3" python3
 }
 
+# as_root COMMAND...: root already, or passwordless sudo (a GitHub runner).
+can_be_root() { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
 # ensure_command COMMAND PACKAGE: a system package, installed with apt-get where
 # we may, else the error says how.
+apt_updated=false
 ensure_command() {
   local command=$1 package=$2
   command -v "$command" >/dev/null && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  install_package "$package" "$command"
+}
+# ensure_file FILE PACKAGE: the same, for a package known by a file it installs.
+ensure_file() {
+  [ -e "$1" ] || install_package "$2" "$1"
+}
+install_package() {
+  local package=$1 command=$2
+  if can_be_root && command -v apt-get >/dev/null; then
     log "installing $package ($command)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    if [ "$apt_updated" = false ]; then as_root apt-get update -qq && apt_updated=true; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
   else
     die "$command is missing: install $package (e.g. sudo apt-get install $package)"
   fi
 }
 
+# trainer_base: the root file system of the base image the tests build the
+# trainer's Containerfile on. Named after its recipe (this function's package
+# list and pip.conf) and the requirements: a change there makes a new one.
+TRAINER_BASE_SUITE=bookworm
+TRAINER_BASE_MIRROR=http://deb.debian.org/debian
+TRAINER_BASE_PACKAGES=python3,python3-pip,python-is-python3
+trainer_base() {
+  local key
+  key=$(printf '%s\n' "$TRAINER_BASE_SUITE" "$TRAINER_BASE_PACKAGES" "recipe 1" |
+    cat - "$root/trainer/requirements.txt" | sha256sum | cut -c1-12)
+  local tar=$cache/images/trainer-base-$key.tar
+  if [ ! -f "$tar" ]; then
+    command -v python3 >/dev/null || die "python3 is needed to fetch the trainer's wheels"
+    log "making the trainer base image's root file system (debootstrap $TRAINER_BASE_SUITE: $TRAINER_BASE_PACKAGES)"
+    mkdir -p "$cache/images"
+    local tmp
+    tmp=$(mktemp -d "$cache/images/base.XXXXXX")
+    (
+      # debootstrap's files belong to root: removed as root, also when interrupted.
+      trap 'as_root rm -rf "$tmp/rootfs"; rm -rf "$tmp"' EXIT
+      local rootfs=$tmp/rootfs
+      as_root debootstrap --variant=minbase --include="$TRAINER_BASE_PACKAGES" \
+        "$TRAINER_BASE_SUITE" "$rootfs" "$TRAINER_BASE_MIRROR" >"$tmp/debootstrap.log" 2>&1 ||
+        { tail -20 "$tmp/debootstrap.log" >&2; exit 1; }
+      # What the official python image is like: pip may install system-wide.
+      as_root rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED
+      as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+      # The wheels requirements.txt pins, checked against its hashes here and
+      # again by the Containerfile's own pip install, which finds only these.
+      python3 -m pip download --quiet --disable-pip-version-check --no-input \
+        --only-binary=:all: --require-hashes -r "$root/trainer/requirements.txt" -d "$tmp/wheels"
+      as_root mkdir -p "$rootfs/opt/wheels"
+      as_root cp "$tmp"/wheels/*.whl "$rootfs/opt/wheels/"
+      printf '[global]\nno-index = true\nfind-links = /opt/wheels\n' >"$tmp/pip.conf"
+      as_root cp "$tmp/pip.conf" "$rootfs/etc/pip.conf"
+      as_root tar --numeric-owner -C "$rootfs" -cf - . >"$tmp/base.tar"
+      mv "$tmp/base.tar" "$tar"
+    ) || die "making the trainer base image failed (see above)"
+  fi
+  mkdir -p "$tools/images"
+  ln -sfn "$tar" "$tools/images/trainer-base.tar"
+}
+
 ensure_command ssh-keygen openssh-client
 ensure_command shellcheck shellcheck
+# Docker builds and runs the trainer image in the tests. The engine, not only
+# the client: some machines ship a docker client alone.
+ensure_command dockerd docker.io
+# debootstrap checks Debian's release signatures (an Ubuntu runner lacks the keys).
+ensure_command debootstrap debootstrap
+ensure_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 # Independent installs run concurrently; each one's failure fails the script.
 pids=()
 install_node & pids+=($!)
@@ -192,6 +267,7 @@ go_tool opa "$OPA_MODULE" & pids+=($!)
 go_tool actionlint "$ACTIONLINT_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
 python_venv & pids+=($!)
+trainer_base & pids+=($!)
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"
