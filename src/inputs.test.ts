@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { InputError } from './errors.js'
-import { readPlan, type InputName, type InputSource } from './inputs.js'
+import type { InputError } from './errors.js'
+import { InputErrors, readPlan, type InputName, type InputSource } from './inputs.js'
 import { EMBEDDED_REGISTRY } from './plan.js'
 import * as versions from './versions.js'
 
@@ -15,7 +15,7 @@ function source(
   const files = options.files ?? {}
   const masked: string[] = []
   return {
-    get: (name) => inputs[name] ?? (name === 'trainer-image' ? trainer : ''),
+    get: (name) => inputs[name] ?? '',
     env: options.env ?? { GITHUB_RUN_ID: '42', GITHUB_RUN_ATTEMPT: '2' },
     readFile(file) {
       const content = files[file]
@@ -32,17 +32,55 @@ function source(
 }
 
 const dataset = 'quay.io/mmortari/ml-iris:data'
-/** No trainer image is published yet, so every run names one (see versions.trainerImage). */
 const trainer = 'ghcr.io/acme/trainer@sha256:' + 'c'.repeat(64)
+/** An existing cluster's inputs: it needs an image and a trainer image of its own. */
+const existing = {
+  cluster: 'existing',
+  kubeconfig: 'apiVersion: v1\n',
+  image: 'ghcr.io/acme/model',
+  'trainer-image': trainer,
+}
 
-function inputError(inputs: Partial<Record<InputName, string>>, files?: Record<string, string>) {
+/** A user's Pipeline file: the results Chains needs, and params of its own. */
+const userPipeline = `apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: my-train
+spec:
+  params:
+    - name: IMAGE
+    - name: DATASET
+    - name: TRAINER_IMAGE
+    - name: EPOCHS
+      default: '1'
+    - name: NOTE
+      default: ''
+  results:
+    - name: IMAGE_URL
+      value: x
+    - name: IMAGE_DIGEST
+      value: y
+`
+
+/** Every input error of a run, which must be rejected. */
+function inputErrors(
+  inputs: Partial<Record<InputName, string>>,
+  files?: Record<string, string>,
+): InputError[] {
   try {
     readPlan(source(inputs, { files }))
   } catch (err) {
-    expect(err).toBeInstanceOf(InputError)
-    return err as InputError
+    expect(err).toBeInstanceOf(InputErrors)
+    return [...(err as InputErrors).errors]
   }
   throw new Error('readPlan accepted the inputs')
+}
+
+/** The one input error of a run with exactly one bad input. */
+function inputError(inputs: Partial<Record<InputName, string>>, files?: Record<string, string>) {
+  const errors = inputErrors(inputs, files)
+  expect(errors.map((e) => e.message)).toHaveLength(1)
+  return errors[0]!
 }
 
 describe('readPlan', () => {
@@ -75,17 +113,50 @@ describe('readPlan', () => {
     expect(plan.params).toEqual({})
     expect(plan.signingKey).toBeUndefined()
     expect(plan.minAccuracy).toBeUndefined()
-    expect(plan.trainerImage.digest).toBe('sha256:' + 'c'.repeat(64))
+    // No trainer image is published yet: next to a kind cluster the action builds one.
+    expect(versions.trainerImage).toBeUndefined()
+    expect(plan.trainer).toEqual({ source: 'build' })
+    expect(plan.runsEmbeddedRegistry).toBe(true)
     // No prefixes means the policy permits no dataset: say so before the run.
     expect(warnings.join('\n')).toMatch(/allowed-dataset-prefixes is empty/)
   })
 
-  it('asks for trainer-image while no trainer image is pinned as the default', () => {
-    expect(versions.trainerImage).toBeUndefined()
-    const err = inputError({ dataset, 'trainer-image': '' })
+  it('asks for trainer-image on an existing cluster, where the action builds none', () => {
+    const err = inputError({ dataset, ...existing, 'trainer-image': '' })
+    expect(err.input).toBe('trainer-image')
     expect(err.message).toMatch(
-      /^input 'trainer-image': is required: this build of the action has no published trainer image/,
+      /^input 'trainer-image': is required with cluster: existing \(the action builds the trainer image only next to a kind cluster/,
     )
+  })
+
+  it('builds the trainer from a base image given, and only when it builds', () => {
+    const { plan } = readPlan(
+      source({ dataset, 'trainer-base-image': 'mirror.example/python:3.11' }),
+    )
+    expect(plan.trainer).toEqual({ source: 'build', baseImage: 'mirror.example/python:3.11' })
+    const err = inputError({ dataset, 'trainer-image': trainer, 'trainer-base-image': 'x/y:1' })
+    expect(err.message).toBe(
+      "input 'trainer-base-image': applies only when the action builds the trainer image; leave it empty with trainer-image",
+    )
+    expect(inputError({ dataset, 'trainer-base-image': 'Not A Ref' }).input).toBe(
+      'trainer-base-image',
+    )
+  })
+
+  it("runs the embedded registry for the model, or for a trainer image that may be the runner's own", () => {
+    const plan = (inputs: Partial<Record<InputName, string>>) =>
+      readPlan(source({ dataset, ...inputs })).plan
+    const external = { image: 'ghcr.io/acme/model' }
+    expect(plan({ ...external }).runsEmbeddedRegistry).toBe(true) // built trainer
+    expect(plan({ ...external, 'trainer-image': 'trainer:dev' }).runsEmbeddedRegistry).toBe(true)
+    expect(plan({ ...external, 'trainer-image': trainer }).runsEmbeddedRegistry).toBe(false)
+    expect(plan({ 'trainer-image': trainer }).runsEmbeddedRegistry).toBe(true) // the model
+    expect(plan({ ...existing }).runsEmbeddedRegistry).toBe(false)
+    expect(plan({ ...existing, 'trainer-image': 'trainer:dev' }).runsEmbeddedRegistry).toBe(false)
+    expect(plan({ 'trainer-image': 'trainer:dev' }).trainer).toEqual({
+      source: 'input',
+      image: { registry: 'docker.io', repository: 'library/trainer', tag: 'dev' },
+    })
   })
 
   it('reads a complete set of inputs', () => {
@@ -112,7 +183,7 @@ describe('readPlan', () => {
         {
           files: {
             '/keys/cosign.key': KEY_PEM,
-            'ci/pipeline.yaml': 'kind: Pipeline',
+            'ci/pipeline.yaml': userPipeline,
             'ci/policy.yaml': 'sources: []',
             '/home/runner/.docker/config.json': '{}',
           },
@@ -167,7 +238,7 @@ describe('readPlan', () => {
     const kubeconfig = 'apiVersion: v1\nkind: Config\n'
     const fromEnv = readPlan(
       source(
-        { dataset, cluster: 'existing', image: 'ghcr.io/acme/model:v1' },
+        { dataset, cluster: 'existing', image: 'ghcr.io/acme/model:v1', 'trainer-image': trainer },
         { env: { KUBECONFIG: '/kube/a:/kube/b' }, files: { '/kube/a': kubeconfig } },
       ),
     ).plan
@@ -176,9 +247,7 @@ describe('readPlan', () => {
     // Outside GitHub Actions the run id is a timestamp.
     expect(fromEnv.runId).toMatch(/^local-\d{8}t\d{6}$/)
 
-    const inline = readPlan(
-      source({ dataset, cluster: 'existing', image: 'ghcr.io/acme/model', kubeconfig }),
-    ).plan
+    const inline = readPlan(source({ ...existing, dataset, kubeconfig })).plan
     expect(inline.cluster).toMatchObject({
       kubeconfig: kubeconfig.trim(),
       kubeconfigSource: 'the kubeconfig input',
@@ -191,18 +260,10 @@ describe('readPlan', () => {
     ['dataset', { dataset: 'Quay.io/UPPER/Case' }, /input 'dataset'/],
     ['image', { image: 'ghcr.io/a/b@sha256:' + 'c'.repeat(64) }, /input 'image': .* has a digest/],
     ['image', { image: 'ghcr.io/a/b:bad tag' }, /input 'image'/],
+    ['image', { ...existing, image: '' }, /input 'image': is required with cluster: existing/],
     [
       'image',
-      { cluster: 'existing', kubeconfig: 'apiVersion: v1\n' },
-      /input 'image': is required with cluster: existing/,
-    ],
-    [
-      'image',
-      {
-        cluster: 'existing',
-        kubeconfig: 'apiVersion: v1\n',
-        image: 'registry.local:5000/oml/model',
-      },
+      { ...existing, image: 'registry.local:5000/oml/model' },
       /input 'image': registry.local:5000 is the embedded registry, which exists only with cluster: kind/,
     ],
     [
@@ -210,14 +271,10 @@ describe('readPlan', () => {
       { cluster: 'minikube' },
       /input 'cluster': "minikube" is not accepted; use kind or existing/,
     ],
+    ['kubeconfig', { ...existing, kubeconfig: '' }, /input 'kubeconfig': is required/],
     [
       'kubeconfig',
-      { cluster: 'existing', image: 'ghcr.io/a/b' },
-      /input 'kubeconfig': is required/,
-    ],
-    [
-      'kubeconfig',
-      { cluster: 'existing', image: 'ghcr.io/a/b', kubeconfig: '/nope' },
+      { ...existing, kubeconfig: '/nope' },
       /input 'kubeconfig': file \/nope does not exist/,
     ],
     ['cluster-name', { 'cluster-name': 'My_Cluster' }, /input 'cluster-name'/],
@@ -263,6 +320,11 @@ describe('readPlan', () => {
     ['params', { params: 'IMAGE=x' }, /input 'params': IMAGE is set by the 'image' input/],
     ['params', { params: 'A=1\nA=2' }, /input 'params': A is given twice/],
     [
+      'params',
+      { params: 'MIN_ACCURACY=0.5\nEPOCH=3' },
+      /^input 'params': EPOCH is not a param of Pipeline oml-train; it declares MIN_ACCURACY \(IMAGE, DATASET, TRAINER_IMAGE come from the action's inputs\)$/,
+    ],
+    [
       'allowed-dataset-prefixes',
       { 'allowed-dataset-prefixes': 'quay.io/a quay.io/b' },
       /one prefix per line/,
@@ -290,6 +352,67 @@ describe('readPlan', () => {
     expect(err.input).toBe(name)
     expect(err.message).toMatch(message)
     expect(err.message).not.toContain('\n')
+  })
+
+  it('checks params against the params a pipeline file declares', () => {
+    const files = { 'p.yaml': userPipeline }
+    const typo = inputError({ dataset, pipeline: 'p.yaml', params: 'EPOCHS=2\nNOTES=x' }, files)
+    expect(typo.message).toBe(
+      "input 'params': NOTES is not a param of Pipeline my-train; it declares EPOCHS, NOTE (IMAGE, DATASET, TRAINER_IMAGE come from the action's inputs)",
+    )
+    const required = userPipeline.replace(
+      "    - name: NOTE\n      default: ''\n",
+      '    - name: NOTE\n',
+    )
+    const unset = inputError({ dataset, pipeline: 'p.yaml' }, { 'p.yaml': required })
+    expect(unset.message).toBe(
+      "input 'params': Pipeline my-train needs NOTE (no default): set it as KEY=value lines",
+    )
+    expect(
+      readPlan(
+        source(
+          { dataset, pipeline: 'p.yaml', params: 'NOTE=hi' },
+          { files: { 'p.yaml': required } },
+        ),
+      ).plan.params,
+    ).toEqual({ NOTE: 'hi' })
+  })
+
+  it('rejects a pipeline file that is not one Pipeline with the results Chains signs', () => {
+    const configMap = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n'
+    const other = inputError(
+      { dataset, pipeline: 'p.yaml' },
+      { 'p.yaml': `${userPipeline}---\n${configMap}` },
+    )
+    expect(other.message).toBe(
+      "input 'pipeline': file p.yaml may hold only Tasks and one Pipeline, not ConfigMap c",
+    )
+    const noResults = userPipeline.replace(/ {2}results:[\s\S]*$/, '')
+    expect(inputError({ dataset, pipeline: 'p.yaml' }, { 'p.yaml': noResults }).message).toBe(
+      "input 'pipeline': file p.yaml: Pipeline my-train must declare the results IMAGE_URL and IMAGE_DIGEST (missing IMAGE_URL, IMAGE_DIGEST): Tekton Chains signs the image they name",
+    )
+  })
+
+  it('reports every bad input at once, one error each, in the order of action.yml', () => {
+    const errors = inputErrors({
+      dataset,
+      'min-accuracy': '2',
+      timeout: 'soon',
+      params: 'FOO=1',
+      'cluster-name': 'Bad_Name',
+      'kubernetes-version': 'v1.0.0',
+    })
+    expect(errors.map((e) => e.input)).toEqual([
+      'cluster-name',
+      'kubernetes-version',
+      'params',
+      'min-accuracy',
+      'timeout',
+    ])
+    for (const error of errors) {
+      expect(error.message.startsWith(`input '${error.input}': `)).toBe(true)
+      expect(error.message).not.toContain('\n')
+    }
   })
 
   it('never quotes a password in an error', () => {

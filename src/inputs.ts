@@ -3,9 +3,11 @@ import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
 import { parseDuration } from './duration.js'
-import { InputError } from './errors.js'
+import { bundledFile } from './bundled.js'
+import { errorMessage, InputError, UserError } from './errors.js'
 import { parseReference, type Reference } from './oci/reference.js'
 import { maskSecret } from './secrets.js'
+import { paramProblems, parsePipelineFile, OWN_PARAMS } from './pipeline-definition.js'
 import {
   EMBEDDED_MODEL_REPOSITORY,
   EMBEDDED_REGISTRY,
@@ -13,6 +15,7 @@ import {
   type Plan,
   type RegistryAuth,
   type SigningKeyInput,
+  type TrainerPlan,
 } from './plan.js'
 import * as versions from './versions.js'
 
@@ -31,6 +34,7 @@ export const INPUT_NAMES = [
   'tekton-chains-version',
   'ec-version',
   'trainer-image',
+  'trainer-base-image',
   'pipeline',
   'params',
   'policy',
@@ -51,13 +55,12 @@ export type InputName = (typeof INPUT_NAMES)[number]
  */
 export const SECRET_INPUTS: readonly InputName[] = ['registry-password', 'signing-key-password']
 
-/** Params the action sets from other inputs; `params` may not set them. */
-const RESERVED_PARAMS: Readonly<Record<string, InputName>> = {
-  DATASET: 'dataset',
-  IMAGE: 'image',
-  MIN_ACCURACY: 'min-accuracy',
-  TRAINER_IMAGE: 'trainer-image',
-}
+/**
+ * Params the action sets from other inputs; `params` may not set them.
+ * MIN_ACCURACY is not one: `params` may set it to stop the training itself
+ * (see OWN_PARAMS).
+ */
+const RESERVED_PARAMS: Readonly<Record<string, InputName>> = OWN_PARAMS
 
 /** Where readPlan gets its values; the action and the CLI each provide one, tests a plain one. */
 export interface InputSource {
@@ -77,36 +80,135 @@ export interface PlanResult {
   warnings: string[]
 }
 
+/** Every bad input of a run, each its own InputError; the message has one line per input. */
+export class InputErrors extends UserError {
+  override name = 'InputErrors'
+  constructor(readonly errors: readonly InputError[]) {
+    super(errors.map((e) => e.message).join('\n'))
+  }
+}
+
 /**
- * Reads and validates every input once. Throws InputError naming the first bad
- * input and what it accepts. Creates nothing.
+ * Reads and validates every input once. Every input is checked, also after
+ * one is found wrong: all the mistakes come back together as InputErrors,
+ * each naming its input and what it accepts. Creates nothing.
  */
 export function readPlan(source: InputSource): PlanResult {
   const warnings: string[] = []
+  const problems: InputError[] = []
   const get = (name: InputName): string => source.get(name).trim()
+  /** One input's reading: a mistake is noted and `fallback` stands in, so the others are read too. */
+  function check<T>(read: () => T, fallback: T): T {
+    try {
+      return read()
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err
+      problems.push(err)
+      return fallback
+    }
+  }
 
-  const datasetText = get('dataset')
-  if (!datasetText)
-    throw new InputError('dataset', 'is required (an OCI reference such as quay.io/org/data:tag)')
-  const dataset = parseReference(datasetText, 'dataset')
-
+  const dataset = check(() => readDataset(get('dataset')), undefined)
   const runId = runIdFrom(source.env)
-  const cluster = readCluster(source, get)
+  const cluster = check(() => readCluster(source, get, check), undefined)
+  const { image, embeddedRegistry } = check<{ image?: Reference; embeddedRegistry: boolean }>(
+    () => readImage(get('image'), runId, cluster),
+    { embeddedRegistry: false },
+  )
+  const registryAuth = check(() => readRegistryAuth(source, get, image), undefined)
+  const trainer = check(() => readTrainer(get, cluster), undefined)
+  const allowedDatasetPrefixes = check(() => readPrefixes(get, warnings), [])
+  const pipelinePath = check(() => readPath(source, get, 'pipeline'), undefined)
+  const params = check(() => readParams(get('params')), {})
+  // Only a Pipeline that could be read can say which params it declares.
+  if (!problems.some((p) => p.input === 'pipeline' || p.input === 'params')) {
+    check(() => checkParamsDeclared(source, pipelinePath, params), undefined)
+  }
+  const plan = {
+    tektonPipelinesVersion: check(
+      () => readVersion(get, 'tekton-pipelines-version', versions.tektonPipelinesVersion),
+      '',
+    ),
+    tektonChainsVersion: check(
+      () => readVersion(get, 'tekton-chains-version', versions.tektonChainsVersion),
+      '',
+    ),
+    ecVersion: check(() => readVersion(get, 'ec-version', versions.ecVersion), ''),
+    policyPath: check(() => readPath(source, get, 'policy'), undefined),
+    minAccuracy: check(() => readMinAccuracy(get('min-accuracy')), undefined),
+    signingKey: check(() => readSigningKey(source, get), undefined),
+    failOnViolation: check(() => readBoolean(get, 'fail-on-violation', true), true),
+    keepCluster: check(() => readBoolean(get, 'keep-cluster', false), false),
+    timeoutMs: check(() => readTimeout(get('timeout')), 0),
+  }
+  if (problems.length > 0) throw new InputErrors(problems)
+  // Every reader that fell back has recorded a problem, so none is missing here.
+  if (!dataset || !cluster || !image || !registryAuth || !trainer) {
+    throw new Error('readPlan: an input was neither read nor reported')
+  }
+  return {
+    plan: {
+      dataset,
+      image,
+      embeddedRegistry,
+      runsEmbeddedRegistry: cluster.mode === 'kind' && (embeddedRegistry || pushesTrainer(trainer)),
+      registryAuth,
+      cluster,
+      trainer,
+      pipelinePath,
+      params,
+      allowedDatasetPrefixes,
+      ...plan,
+      runId,
+    },
+    warnings,
+  }
+}
 
-  const { image, embeddedRegistry } = readImage(get('image'), runId, cluster)
-  const registryAuth = readRegistryAuth(source, get, image)
+function readDataset(text: string) {
+  if (!text)
+    throw new InputError('dataset', 'is required (an OCI reference such as quay.io/org/data:tag)')
+  return parseReference(text, 'dataset')
+}
 
-  const trainerText = get('trainer-image') || versions.trainerImage
-  if (!trainerText) {
+/**
+ * The trainer image: the input; else a build from a given base; else the
+ * published image pinned in versions.ts; else, next to a kind cluster, a build
+ * from the action's own Containerfile.
+ */
+function readTrainer(get: (n: InputName) => string, cluster: ClusterPlan | undefined): TrainerPlan {
+  const given = get('trainer-image')
+  const base = get('trainer-base-image')
+  if (given) {
+    if (base) {
+      throw new InputError(
+        'trainer-base-image',
+        'applies only when the action builds the trainer image; leave it empty with trainer-image',
+      )
+    }
+    return { source: 'input', image: parseReference(given, 'trainer-image') }
+  }
+  if (!base && versions.trainerImage) {
+    return { source: 'published', image: parseReference(versions.trainerImage, 'trainer-image') }
+  }
+  if (cluster?.mode === 'existing') {
     throw new InputError(
       'trainer-image',
-      'is required: this build of the action has no published trainer image to default to; build one from Containerfile and give it by digest, or by the tag of an image built on the runner (see README)',
+      'is required with cluster: existing (the action builds the trainer image only next to a kind cluster, into its embedded registry); build it from Containerfile, push it where the cluster pulls from, and give it by digest',
     )
   }
-  const trainerImage = parseReference(trainerText, 'trainer-image')
+  if (base) parseReference(base, 'trainer-base-image')
+  return base ? { source: 'build', baseImage: base } : { source: 'build' }
+}
 
-  const allowedDatasetPrefixes = lines(get('allowed-dataset-prefixes'))
-  for (const prefix of allowedDatasetPrefixes) {
+/** A trainer image that goes through the embedded registry: a build, or a tag that may be the runner's own. */
+function pushesTrainer(trainer: TrainerPlan): boolean {
+  return trainer.source === 'build' || (trainer.source === 'input' && !trainer.image.digest)
+}
+
+function readPrefixes(get: (n: InputName) => string, warnings: string[]): string[] {
+  const prefixes = lines(get('allowed-dataset-prefixes'))
+  for (const prefix of prefixes) {
     if (/\s/.test(prefix)) {
       throw new InputError(
         'allowed-dataset-prefixes',
@@ -114,40 +216,37 @@ export function readPlan(source: InputSource): PlanResult {
       )
     }
   }
-  if (allowedDatasetPrefixes.length === 0) {
+  if (prefixes.length === 0) {
     warnings.push(
       'allowed-dataset-prefixes is empty: the policy accepts no dataset, so the dataset.permitted rule will fail',
     )
   }
+  return prefixes
+}
 
-  return {
-    plan: {
-      dataset,
-      image,
-      embeddedRegistry,
-      registryAuth,
-      cluster,
-      tektonPipelinesVersion: readVersion(
-        get,
-        'tekton-pipelines-version',
-        versions.tektonPipelinesVersion,
-      ),
-      tektonChainsVersion: readVersion(get, 'tekton-chains-version', versions.tektonChainsVersion),
-      ecVersion: readVersion(get, 'ec-version', versions.ecVersion),
-      trainerImage,
-      pipelinePath: readPath(source, get, 'pipeline'),
-      params: readParams(get('params')),
-      policyPath: readPath(source, get, 'policy'),
-      allowedDatasetPrefixes,
-      minAccuracy: readMinAccuracy(get('min-accuracy')),
-      signingKey: readSigningKey(source, get),
-      failOnViolation: readBoolean(get, 'fail-on-violation', true),
-      keepCluster: readBoolean(get, 'keep-cluster', false),
-      timeoutMs: readTimeout(get('timeout')),
-      runId,
-    },
-    warnings,
+/**
+ * The Pipeline file (the user's or the bundled one) must parse, and every
+ * `params` key must be one it declares.
+ */
+function checkParamsDeclared(
+  source: InputSource,
+  pipelinePath: string | undefined,
+  params: Record<string, string>,
+): void {
+  let definition
+  if (pipelinePath) {
+    try {
+      definition = parsePipelineFile(source.readFile(pipelinePath), `file ${pipelinePath}`)
+    } catch (err) {
+      throw new InputError('pipeline', errorMessage(err))
+    }
+  } else {
+    // The action's own file: read from where the action is, not through `source`.
+    const file = bundledFile('tekton/pipeline.yaml')
+    definition = parsePipelineFile(readFileSync(file, 'utf8'), 'the bundled pipeline.yaml')
   }
+  const problems = paramProblems(definition, params)
+  if (problems.length > 0) throw new InputError('params', problems.join('; '))
 }
 
 /** The InputSource of a GitHub Actions run: INPUT_* variables, secrets masked as read. */
@@ -173,26 +272,18 @@ function runIdFrom(env: InputSource['env']): string {
   return `local-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase()}`
 }
 
-function readCluster(source: InputSource, get: (n: InputName) => string): ClusterPlan {
+function readCluster(
+  source: InputSource,
+  get: (n: InputName) => string,
+  check: <T>(read: () => T, fallback: T) => T,
+): ClusterPlan | undefined {
   const mode = get('cluster') || 'kind'
   if (mode === 'kind') {
-    const name = get('cluster-name') || 'oml-chains'
-    if (!/^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$/.test(name)) {
-      throw new InputError(
-        'cluster-name',
-        `"${name}" is not a valid kind cluster name (lowercase letters, digits and '-', at most 50 characters)`,
-      )
-    }
-    const kindVersion = readVersion(get, 'kind-version', versions.kind.version)
-    const kubernetesVersion = readVersion(get, 'kubernetes-version', versions.kubernetesVersion)
-    const nodeImage = versions.kindNodeImages[kubernetesVersion]
-    if (!nodeImage) {
-      throw new InputError(
-        'kubernetes-version',
-        `${kubernetesVersion} has no pinned kind node image; accepted: ${Object.keys(versions.kindNodeImages).join(', ')}`,
-      )
-    }
-    return { mode, name, kindVersion, kubernetesVersion, nodeImage }
+    const name = check(() => readClusterName(get('cluster-name') || 'oml-chains'), undefined)
+    const kindVersion = check(() => readVersion(get, 'kind-version', versions.kind.version), '')
+    const node = check(() => readNodeImage(get), undefined)
+    if (name === undefined || node === undefined) return undefined
+    return { mode, name, kindVersion, ...node }
   }
   if (mode === 'existing') {
     const given = get('kubeconfig')
@@ -211,6 +302,31 @@ function readCluster(source: InputSource, get: (n: InputName) => string): Cluste
   throw new InputError('cluster', `"${mode}" is not accepted; use kind or existing`)
 }
 
+function readClusterName(name: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$/.test(name)) {
+    throw new InputError(
+      'cluster-name',
+      `"${name}" is not a valid kind cluster name (lowercase letters, digits and '-', at most 50 characters)`,
+    )
+  }
+  return name
+}
+
+function readNodeImage(get: (n: InputName) => string): {
+  kubernetesVersion: string
+  nodeImage: string
+} {
+  const kubernetesVersion = readVersion(get, 'kubernetes-version', versions.kubernetesVersion)
+  const nodeImage = versions.kindNodeImages[kubernetesVersion]
+  if (!nodeImage) {
+    throw new InputError(
+      'kubernetes-version',
+      `${kubernetesVersion} has no pinned kind node image; accepted: ${Object.keys(versions.kindNodeImages).join(', ')}`,
+    )
+  }
+  return { kubernetesVersion, nodeImage }
+}
+
 function looksLikeKubeconfigContent(text: string): boolean {
   return (
     text.includes('\n') || /^\s*(apiVersion|clusters|kind)\s*:/.test(text) || text.startsWith('{')
@@ -220,10 +336,10 @@ function looksLikeKubeconfigContent(text: string): boolean {
 function readImage(
   text: string,
   runId: string,
-  cluster: ClusterPlan,
+  cluster: ClusterPlan | undefined,
 ): { image: Reference; embeddedRegistry: boolean } {
   if (!text) {
-    if (cluster.mode === 'existing') {
+    if (cluster?.mode === 'existing') {
       throw new InputError(
         'image',
         'is required with cluster: existing (the embedded registry exists only next to a kind cluster)',
@@ -235,7 +351,7 @@ function readImage(
     }
   }
   const image = parseReference(text, 'image')
-  if (cluster.mode === 'existing' && image.registry === EMBEDDED_REGISTRY) {
+  if (cluster?.mode === 'existing' && image.registry === EMBEDDED_REGISTRY) {
     throw new InputError(
       'image',
       `${EMBEDDED_REGISTRY} is the embedded registry, which exists only with cluster: kind; give a registry the cluster can reach`,
@@ -254,7 +370,7 @@ function readImage(
 function readRegistryAuth(
   source: InputSource,
   get: (n: InputName) => string,
-  image: Reference,
+  image: Reference | undefined,
 ): RegistryAuth {
   const username = get('registry-username')
   const password = source.get('registry-password') // not trimmed: a password is taken as given
@@ -267,7 +383,8 @@ function readRegistryAuth(
   const dockerConfigDir = source.env.DOCKER_CONFIG || path.join(source.homedir, '.docker')
   const dockerConfigFile = path.join(dockerConfigDir, 'config.json')
   return {
-    explicit: username ? { registry: image.registry, username, password } : undefined,
+    // Without a valid image (reported already) there is no registry to give them to.
+    explicit: username && image ? { registry: image.registry, username, password } : undefined,
     dockerConfigPath: source.exists(dockerConfigFile) ? dockerConfigFile : undefined,
   }
 }

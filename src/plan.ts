@@ -54,6 +54,17 @@ export interface SigningKeyInput {
   source: string
 }
 
+/** Where the image that runs the training step comes from. */
+export type TrainerPlan =
+  /** The `trainer-image` input, or the published image pinned in versions.ts. */
+  | { source: 'input' | 'published'; image: Reference }
+  /**
+   * Built on the runner from the action's own Containerfile and trainer/
+   * (cluster kind only), from `baseImage` when given (the `trainer-base-image`
+   * input), else from the Containerfile's pinned base.
+   */
+  | { source: 'build'; baseImage?: string }
+
 /** Everything a run does, decided from the inputs before anything is created. */
 export interface Plan {
   dataset: Reference
@@ -61,13 +72,17 @@ export interface Plan {
   image: Reference
   /** True when `image` is the embedded registry (plain HTTP, started by the action). */
   embeddedRegistry: boolean
+  /**
+   * True when the run starts (or reuses) the embedded registry: for the model,
+   * or for a trainer image from the runner's Docker engine, whatever `image` is.
+   */
+  runsEmbeddedRegistry: boolean
   registryAuth: RegistryAuth
   cluster: ClusterPlan
   tektonPipelinesVersion: string
   tektonChainsVersion: string
   ecVersion: string
-  /** The `trainer-image` input, else the pinned default. */
-  trainerImage: Reference
+  trainer: TrainerPlan
   /** Path of the user's Pipeline YAML; undefined means the bundled one. */
   pipelinePath?: string
   params: Record<string, string>

@@ -2,8 +2,9 @@ import { mkdtemp } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
+import { bundledFile } from './bundled.js'
 import { errorMessage, UserError } from './errors.js'
-import { actionInputSource, readPlan, type InputSource } from './inputs.js'
+import { actionInputSource, InputErrors, readPlan, type InputSource } from './inputs.js'
 import { formatReference } from './oci/reference.js'
 import { cleanup, cleanupDeps } from './phases/cleanup.js'
 import { clusterDeps, prepareCluster, type CreatedResources } from './phases/cluster.js'
@@ -19,7 +20,7 @@ import {
 } from './phases/report.js'
 import { prepareSigningKey } from './phases/signing.js'
 import { installTekton } from './phases/tekton.js'
-import { prepareTrainerImage } from './phases/trainer-image.js'
+import { prepareTrainerImage, type TrainerImage } from './phases/trainer-image.js'
 import { ruleDataFor, verifyModel } from './phases/verify.js'
 import { EMBEDDED_REGISTRY, PIPELINE_SERVICE_ACCOUNT, RUN_NAMESPACE, type Plan } from './plan.js'
 import { createRegistryClient } from './registry-client.js'
@@ -76,6 +77,9 @@ export async function runFlow(source: InputSource, hooks: FlowHooks): Promise<Ru
   } catch (err) {
     report.verdict = 'error'
     report.error = errorMessage(err)
+    if (err instanceof InputErrors) {
+      report.inputErrors = err.errors.map(({ input, message }) => ({ input, message }))
+    }
     if (!(err instanceof UserError) && err instanceof Error && err.stack) core.debug(err.stack)
   }
   return report
@@ -95,46 +99,95 @@ async function train(
   const deadline = Date.now() + plan.timeoutMs
   const workDir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'oml-chains-'))
   const registry = await createRegistryClient(plan.registryAuth)
-  // A dataset in the embedded registry can only be looked up once that exists.
-  const datasetFirst = plan.dataset.registry !== EMBEDDED_REGISTRY
+  const target = { namespace: RUN_NAMESPACE, serviceAccount: PIPELINE_SERVICE_ACCOUNT }
 
-  // Side by side: the key (CPU), the dataset lookup (network), the cluster (minutes).
-  const [signingKey, cluster, earlyDataset] = await settled([
-    timings.phase('Signing key', () => prepareSigningKey(plan), { grouped: false }),
+  // Side by side, each as soon as what it needs is there: the key (CPU), the
+  // dataset lookup (network), the cluster (minutes), the trainer image build
+  // (minutes, pushed once the cluster's registry answers), then Tekton and the
+  // run's namespace on the cluster.
+  // What the run learns goes into the report as soon as it is known, so a
+  // run that fails later still shows it.
+  report.dataset = { url: formatReference(plan.dataset) }
+  const signingKeyPhase = timings.phase(
+    'Signing key',
+    async () => {
+      const key = await prepareSigningKey(plan)
+      report.publicKeyPem = key.publicKeyPem
+      return key
+    },
+    { grouped: false },
+  )
+  const clusterPhase = timings.phase(
+    'Cluster',
+    () =>
+      prepareCluster(
+        plan,
+        clusterDeps({
+          workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
+          deadline,
+          record: hooks.record,
+        }),
+      ),
+    { grouped: false },
+  )
+  // A dataset in the embedded registry can only be looked up once that exists.
+  const datasetPhase = (
+    plan.dataset.registry === EMBEDDED_REGISTRY ? clusterPhase : Promise.resolve()
+  ).then(() =>
     timings.phase(
-      'Cluster',
-      () =>
-        prepareCluster(
-          plan,
-          clusterDeps({
-            workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
-            deadline,
-            record: hooks.record,
-          }),
-        ),
+      'Dataset',
+      async () => {
+        const resolved = await resolveDataset(plan, registry)
+        report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
+        return resolved
+      },
       { grouped: false },
     ),
-    datasetFirst
-      ? timings.phase('Dataset', () => resolveDataset(plan, registry), { grouped: false })
-      : Promise.resolve(undefined),
-  ] as const)
-  report.publicKeyPem = signingKey.publicKeyPem
-  const dataset =
-    earlyDataset ?? (await timings.phase('Dataset', () => resolveDataset(plan, registry)))
-  report.dataset = { url: formatReference(dataset.requested), digest: dataset.digest }
-  core.info(`dataset ${formatReference(dataset.reference)}`)
-
-  const kube = cluster.kube
-  const target = { namespace: RUN_NAMESPACE, serviceAccount: PIPELINE_SERVICE_ACCOUNT }
-  const [tekton, , trainer] = await Promise.all([
-    timings.phase('Tekton', () => installTekton(plan, signingKey, { kube, deadline })),
-    prepareRunNamespace(kube, target, deadline),
-    prepareTrainerImage(plan.trainerImage, cluster.embeddedRegistry, {
-      docker: new Docker(),
-      registry,
-      tag: plan.runId,
+  )
+  // Awaited by the trainer phase only once its image is built: until then a
+  // failed cluster must not count as an unhandled rejection.
+  const embeddedRegistry = clusterPhase.then((cluster) => cluster.embeddedRegistry)
+  embeddedRegistry.catch(() => undefined)
+  const trainerPhase = timings.phase(
+    'Trainer image',
+    () =>
+      prepareTrainerImage(plan.trainer, {
+        docker: new Docker(),
+        registry,
+        embeddedRegistry,
+        runTag: plan.runId,
+        actionRoot: path.dirname(bundledFile('Containerfile')),
+        workDir,
+        log: (line) => core.info(line),
+      }),
+    { grouped: false },
+  )
+  const tektonPhase = Promise.all([clusterPhase, signingKeyPhase]).then(([cluster, key]) =>
+    timings.phase('Tekton', () => installTekton(plan, key, { kube: cluster.kube, deadline }), {
+      grouped: false,
     }),
-  ])
+  )
+  const credentialsPhase = clusterPhase.then(async ({ kube }) => {
+    await prepareRunNamespace(kube, target, deadline)
+    const registries = [plan.image.registry, plan.dataset.registry]
+    return timings.phase(
+      'Registry credentials',
+      () => linkRegistryCredentials(kube, target, plan.registryAuth, registries, deadline),
+      { grouped: false },
+    )
+  })
+  const [signingKey, cluster, dataset, trainer, tekton, credentials] = await settled([
+    signingKeyPhase,
+    clusterPhase,
+    datasetPhase,
+    trainerPhase,
+    tektonPhase,
+    credentialsPhase,
+  ] as const)
+  core.info(`dataset ${formatReference(dataset.reference)}`)
+  report.trainerImage = formatReference(trainer.image)
+  const kube = cluster.kube
+
   for (const component of [tekton.pipelines, tekton.chains]) {
     const release = component.release
     core.info(
@@ -142,19 +195,12 @@ async function train(
         (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
     )
   }
-  if (trainer.pushedFrom) {
-    core.info(
-      `trainer image ${trainer.pushedFrom} from the runner's Docker, run as ${formatReference(trainer.image)}`,
-    )
-  } else if (!trainer.image.digest) {
+  core.info(trainerLine(trainer))
+  if (!trainer.image.digest) {
     core.warning(
       `trainer-image ${formatReference(trainer.image)} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
     )
   }
-  const registries = [plan.image.registry, plan.dataset.registry]
-  const credentials = await timings.phase('Registry credentials', () =>
-    linkRegistryCredentials(kube, target, plan.registryAuth, registries, deadline),
-  )
   core.info(
     credentials.secret
       ? `registry credentials for ${credentials.registries.join(', ')} in ${RUN_NAMESPACE}/${credentials.secret}`
@@ -199,7 +245,7 @@ async function train(
     ),
   )
   report.provenancePath = signed.provenancePath
-  report.trainerImage = signed.provenance.trainerImage
+  report.trainerImage = signed.provenance.trainerImage ?? report.trainerImage
   report.accuracy = signed.provenance.accuracy
 
   const verifyInputs = {
@@ -231,7 +277,12 @@ async function publish(report: RunReport): Promise<void> {
     core.debug(`job summary not written: ${errorMessage(err)}`)
   }
   for (const { title, message } of violationAnnotations(report)) core.error(message, { title })
-  if (report.verdict === 'error') {
+  if (report.inputErrors) {
+    // One annotation per bad input, each naming it; then the step fails
+    // without another message repeating them.
+    for (const { message } of report.inputErrors) core.error(message)
+    process.exitCode = core.ExitCode.Failure
+  } else if (report.verdict === 'error') {
     core.setFailed(report.error ?? 'the run ended without a verdict')
   } else if (report.verdict === 'fail' && report.failOnViolation) {
     const violations = report.ec && 'summary' in report.ec ? report.ec.summary.violations.length : 0
@@ -266,6 +317,21 @@ export async function cleanUpAfterRun(
     }
   } catch (err) {
     core.warning(`cleanup: ${errorMessage(err)}`)
+  }
+}
+
+/** One log line on where the trainer image came from. */
+function trainerLine(trainer: TrainerImage): string {
+  const image = formatReference(trainer.image)
+  switch (trainer.origin) {
+    case 'built':
+      return `trainer image built from the action's Containerfile as ${trainer.local}, run as ${image}`
+    case 'reused':
+      return `trainer image ${trainer.local} was in the embedded registry already, run as ${image}`
+    case 'pushed':
+      return `trainer image ${trainer.local} from the runner's Docker, run as ${image}`
+    case 'given':
+      return `trainer image ${image}`
   }
 }
 

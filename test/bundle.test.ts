@@ -24,6 +24,24 @@ describe('dist/index.js (the action)', () => {
     expect(step.outputs['dataset-digest']).toBeUndefined()
   })
 
+  it('reports every bad input at once, one ::error:: line each, and creates nothing', async () => {
+    const step = await runActionStep({
+      dataset: 'quay.io/mmortari/ml-iris:data',
+      'min-accuracy': '2',
+      timeout: 'soon',
+      params: 'FOO=1',
+    })
+    expect(step.code).toBe(1)
+    const errors = errorLines(step.stdout)
+    expect(errors).toEqual([
+      "::error::input 'params': FOO is not a param of Pipeline oml-train; it declares MIN_ACCURACY (IMAGE, DATASET, TRAINER_IMAGE come from the action's inputs)",
+      `::error::input 'min-accuracy': "2" is not accepted; use a number from 0 to 1, e.g. 0.9`,
+      `::error::input 'timeout': "soon" is not accepted; use a duration such as 30m, 1h or 1h30m`,
+    ])
+    noStack(step.stdout + step.stderr)
+    expect(step.outputs).toEqual({ verdict: 'error' })
+  })
+
   it('runs the post step from the saved state', async () => {
     const main = await runActionStep({ dataset: 'not a ref' })
     const post = await runActionStep({ dataset: 'not a ref' }, { state: main.state })

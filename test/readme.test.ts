@@ -60,7 +60,7 @@ function versionsList(): string {
     `- Embedded registry: \`${versions.registryImage}\``,
     versions.trainerImage
       ? `- Trainer image: \`${versions.trainerImage}\``
-      : '- Trainer image: none published yet (give `trainer-image`)',
+      : '- Trainer image: none published yet (built from `Containerfile` on the runner, or give `trainer-image`)',
   ].join('\n')
 }
 

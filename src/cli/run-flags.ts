@@ -90,7 +90,12 @@ export const RUN_FLAGS: Record<InputName, InputFlag> = {
   'trainer-image': {
     kind: 'string',
     value: 'REF',
-    help: 'image built from Containerfile: by digest, or a local tag; required for now',
+    help: 'image built from Containerfile: by digest, or a local tag; default built from Containerfile',
+  },
+  'trainer-base-image': {
+    kind: 'string',
+    value: 'REF',
+    help: "base image of the trainer build (Containerfile's BASE_IMAGE), e.g. a mirror",
   },
   pipeline: {
     kind: 'string',

@@ -31,7 +31,7 @@ function usageText(): string {
   rows.push([`--${SUMMARY_FLAG} FILE`, 'write the job summary (Markdown) to FILE'])
   rows.push(['--help', 'show this help'])
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2
-  return `Usage: oml-chains run --dataset REF --trainer-image REF [options]
+  return `Usage: oml-chains run --dataset REF [options]
 
 The action's main job from a terminal: brings up a kind cluster (or uses an
 existing one), installs Tekton Pipelines and Chains, trains the model, waits

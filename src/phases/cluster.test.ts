@@ -105,7 +105,7 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
   it('connects with a good kubeconfig, reports the server version, creates nothing', async () => {
     const d = deps()
     const prepared = await prepareCluster(
-      { ...existing(kube.kubeconfig), embeddedRegistry: false },
+      { ...existing(kube.kubeconfig), embeddedRegistry: false, runsEmbeddedRegistry: false },
       d,
     )
     expect(prepared.mode).toBe('existing')
@@ -131,7 +131,10 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
 
   it('names the server, user and context when the token is wrong', async () => {
     const bad = editKubeconfig((c) => (c.users[0].user.token = 'not-the-token'))
-    const failure = prepareCluster({ ...existing(bad), embeddedRegistry: false }, deps())
+    const failure = prepareCluster(
+      { ...existing(bad), embeddedRegistry: false, runsEmbeddedRegistry: false },
+      deps(),
+    )
     await expect(failure).rejects.toBeInstanceOf(UserError)
     await expect(failure).rejects.toThrow(
       `the Kubernetes API server ${kube.server} rejected the credentials (user oml-test-admin, context oml-test in the kubeconfig input): HTTP 401`,
@@ -142,7 +145,11 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
     const anonymous = editKubeconfig((c) => (c.users[0].user = {}))
     await expect(
       prepareCluster(
-        { ...existing(anonymous, '/home/u/kube.yaml'), embeddedRegistry: false },
+        {
+          ...existing(anonymous, '/home/u/kube.yaml'),
+          embeddedRegistry: false,
+          runsEmbeddedRegistry: false,
+        },
         deps(),
       ),
     ).rejects.toThrow(
@@ -154,7 +161,10 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
     const server = `https://127.0.0.1:${await unusedPort()}`
     const down = editKubeconfig((c) => (c.clusters[0].cluster.server = server))
     const started = Date.now()
-    const failure = prepareCluster({ ...existing(down), embeddedRegistry: false }, deps())
+    const failure = prepareCluster(
+      { ...existing(down), embeddedRegistry: false, runsEmbeddedRegistry: false },
+      deps(),
+    )
     await expect(failure).rejects.toThrow(
       new RegExp(
         `^cannot reach the Kubernetes API server ${server} \\(user oml-test-admin, context oml-test in the kubeconfig input\\): .*ECONNREFUSED`,
@@ -168,7 +178,10 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
       delete c.clusters[0].cluster['certificate-authority-data']
     })
     await expect(
-      prepareCluster({ ...existing(otherCa), embeddedRegistry: false }, deps()),
+      prepareCluster(
+        { ...existing(otherCa), embeddedRegistry: false, runsEmbeddedRegistry: false },
+        deps(),
+      ),
     ).rejects.toThrow(
       new RegExp(`^cannot reach the Kubernetes API server ${kube.server} .*certificate`),
     )
@@ -177,19 +190,29 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
   it('says when the kubeconfig is not one', async () => {
     await expect(
       prepareCluster(
-        { ...existing('clusters: [unclosed', '/tmp/kc'), embeddedRegistry: false },
+        {
+          ...existing('clusters: [unclosed', '/tmp/kc'),
+          embeddedRegistry: false,
+          runsEmbeddedRegistry: false,
+        },
         deps(),
       ),
     ).rejects.toThrow(/^\/tmp\/kc is not a valid kubeconfig/)
     const noContext = editKubeconfig((c) => (c['current-context'] = 'missing'))
     await expect(
-      prepareCluster({ ...existing(noContext, '/tmp/kc'), embeddedRegistry: false }, deps()),
+      prepareCluster(
+        { ...existing(noContext, '/tmp/kc'), embeddedRegistry: false, runsEmbeddedRegistry: false },
+        deps(),
+      ),
     ).rejects.toThrow('/tmp/kc has no current context with a cluster')
   })
 
   it('refuses the embedded registry: it exists only next to a kind cluster', async () => {
     await expect(
-      prepareCluster({ ...existing(kube.kubeconfig), embeddedRegistry: true }, deps()),
+      prepareCluster(
+        { ...existing(kube.kubeconfig), embeddedRegistry: true, runsEmbeddedRegistry: false },
+        deps(),
+      ),
     ).rejects.toThrow(
       /registry\.local:5000 is the embedded registry, which exists only next to a kind cluster/,
     )
@@ -262,7 +285,11 @@ function fakeHost(initial: {
   return { run, commands, argv }
 }
 
-function kindPlan(embeddedRegistry = true): { cluster: ClusterPlan; embeddedRegistry: boolean } {
+function kindPlan(embeddedRegistry = true): {
+  cluster: ClusterPlan
+  embeddedRegistry: boolean
+  runsEmbeddedRegistry: boolean
+} {
   return {
     cluster: {
       mode: 'kind',
@@ -272,6 +299,7 @@ function kindPlan(embeddedRegistry = true): { cluster: ClusterPlan; embeddedRegi
       nodeImage: versions.kindNodeImages[versions.kubernetesVersion]!,
     },
     embeddedRegistry,
+    runsEmbeddedRegistry: embeddedRegistry,
   }
 }
 

@@ -106,7 +106,7 @@ const REUSE_WAIT_MS = 30_000
 const REGISTRY_WAIT_MS = 60_000
 
 export async function prepareCluster(
-  plan: Pick<Plan, 'cluster' | 'embeddedRegistry'>,
+  plan: Pick<Plan, 'cluster' | 'embeddedRegistry' | 'runsEmbeddedRegistry'>,
   deps: ClusterDeps,
 ): Promise<PreparedCluster> {
   if (plan.cluster.mode === 'existing') {
@@ -117,7 +117,7 @@ export async function prepareCluster(
     }
     return prepareExisting(plan.cluster, deps)
   }
-  return prepareKind(plan.cluster, plan.embeddedRegistry, deps)
+  return prepareKind(plan.cluster, plan.runsEmbeddedRegistry, deps)
 }
 
 async function prepareExisting(

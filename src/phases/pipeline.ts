@@ -8,22 +8,17 @@ import { applyObject } from '../kube/apply.js'
 import { apiMessage, type Kube } from '../kube/client.js'
 import { containerFinished, followContainerLog, watchPods } from '../kube/logs.js'
 import { conditionOf, parseManifests, type KubeObject } from '../kube/objects.js'
+import {
+  OWN_PARAMS,
+  parsePipelineFile,
+  TEKTON_API as TEKTON,
+  type PipelineDefinition,
+} from '../pipeline-definition.js'
 import { withRetry } from '../kube/retry.js'
 import { waitFor, WaitTimeoutError } from '../kube/wait.js'
-import { isRecord } from '../json.js'
 import { formatReference, type Reference } from '../oci/reference.js'
 import type { Digest } from '../oci/types.js'
 
-const TEKTON = 'tekton.dev/v1'
-/** Results every pipeline must expose: what Chains signs (DESIGN 3). */
-const REQUIRED_RESULTS = ['IMAGE_URL', 'IMAGE_DIGEST'] as const
-/**
- * Params the action sets itself; `params` may not override them. MIN_ACCURACY
- * is not among them: `min-accuracy` is the policy's to judge (a model under it
- * is still signed, and the verdict names the rule); `params` may set it to
- * stop the training itself.
- */
-const OWN_PARAMS = ['IMAGE', 'DATASET', 'TRAINER_IMAGE'] as const
 /** How many lines of the failing step's log the error shows. */
 const TAIL_LINES = 20
 /** Lines kept per step for that. */
@@ -96,10 +91,11 @@ export async function loadPipeline(
   pipelinePath: string | undefined,
   tektonDir: string,
 ): Promise<{ objects: KubeObject[]; pipelineName: string }> {
-  const read = async (file: string, source: string) =>
-    parseManifests(await readFile(file, 'utf8'), source)
-  const task = await read(path.join(tektonDir, 'task.yaml'), 'bundled task.yaml')
-  let pipeline: KubeObject[]
+  const task = parseManifests(
+    await readFile(path.join(tektonDir, 'task.yaml'), 'utf8'),
+    'bundled task.yaml',
+  )
+  let definition: PipelineDefinition
   if (pipelinePath) {
     let text: string
     try {
@@ -107,49 +103,23 @@ export async function loadPipeline(
     } catch (err) {
       throw new UserError(`pipeline ${pipelinePath} cannot be read: ${(err as Error).message}`)
     }
-    pipeline = parseManifests(text, `pipeline ${pipelinePath}`)
+    definition = parsePipelineFile(text, `pipeline ${pipelinePath}`)
   } else {
-    pipeline = await read(path.join(tektonDir, 'pipeline.yaml'), 'bundled pipeline.yaml')
+    const text = await readFile(path.join(tektonDir, 'pipeline.yaml'), 'utf8')
+    definition = parsePipelineFile(text, 'the bundled pipeline.yaml')
   }
-  const source = pipelinePath ? `pipeline ${pipelinePath}` : 'the bundled pipeline.yaml'
-  const pipelines = pipeline.filter((o) => o.kind === 'Pipeline')
-  if (pipelines.length !== 1 || pipelines[0]!.apiVersion !== TEKTON) {
-    throw new UserError(
-      `${source} must hold exactly one ${TEKTON} Pipeline (found ${
-        pipelines.map((p) => `${p.apiVersion} ${p.metadata.name}`).join(', ') || 'none'
-      })`,
-    )
-  }
-  const found = pipelines[0]!
-  const spec = isRecord(found.spec) ? found.spec : {}
-  const results = Array.isArray(spec.results) ? spec.results : []
-  const names = new Set(results.map((r) => (isRecord(r) ? r.name : undefined)))
-  const missing = REQUIRED_RESULTS.filter((r) => !names.has(r))
-  if (missing.length > 0) {
-    throw new UserError(
-      `${source}: Pipeline ${found.metadata.name} must declare the results ${REQUIRED_RESULTS.join(
-        ' and ',
-      )} (missing ${missing.join(', ')}): Tekton Chains signs the image they name`,
-    )
-  }
-  const other = pipeline.filter((o) => !['Pipeline', 'Task'].includes(o.kind))
-  if (other.length > 0) {
-    throw new UserError(
-      `${source} may hold only Tasks and one Pipeline, not ${other[0]!.kind} ${other[0]!.metadata.name}`,
-    )
-  }
-  return { objects: [...task, ...pipeline], pipelineName: found.metadata.name }
+  return { objects: [...task, ...definition.objects], pipelineName: definition.pipelineName }
 }
 
 /** The PipelineRun's params: ours, then the `params` input (which may not override ours). */
 export function pipelineParams(inputs: PipelineInputs): { name: string; value: string }[] {
-  const clash = OWN_PARAMS.filter((p) => p in inputs.params)
+  const clash = Object.keys(OWN_PARAMS).filter((p) => p in inputs.params)
   if (clash.length > 0) {
     throw new UserError(
-      `params sets ${clash.join(', ')}, which the action sets from its own inputs (image, dataset, trainer-image)`,
+      `params sets ${clash.join(', ')}, which the action sets from its own inputs (${Object.values(OWN_PARAMS).join(', ')})`,
     )
   }
-  const own: Record<(typeof OWN_PARAMS)[number], string> = {
+  const own: Record<keyof typeof OWN_PARAMS, string> = {
     IMAGE: formatReference(inputs.image),
     DATASET: formatReference(inputs.dataset),
     TRAINER_IMAGE: formatReference(inputs.trainerImage),

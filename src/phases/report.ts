@@ -52,6 +52,8 @@ export interface RunReport {
   verdict: RunVerdict
   /** Why there is no verdict. Defaults to ec's error when ec gave no report. */
   error?: string
+  /** Every bad input, when the inputs stopped the run (`error` holds them one per line). */
+  inputErrors?: { input: string; message: string }[]
   model?: ModelImage
   dataset?: DatasetFacts
   /** The image that ran the training step, `repo@sha256:…` (from the provenance). */

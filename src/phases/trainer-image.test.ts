@@ -1,93 +1,175 @@
+/**
+ * The trainer image phase with the real Docker engine and a real registry in
+ * the embedded registry's place: the build from the action's own
+ * Containerfile (on the base image test-tools.sh made from Debian packages),
+ * the push, the skip when the registry has the build already, and a
+ * runner-built tag pushed for the run.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { recorder } from '../../test/harness/commands.js'
-import { pushTestImage } from '../../test/harness/images.js'
+import { dockerChecked, trainerBaseImage } from '../../test/harness/docker.js'
 import { startRegistry, type TestRegistry } from '../../test/harness/registry.js'
+import { repoRoot } from '../../test/harness/tools.js'
 import { RegistryClient } from '../oci/client.js'
 import { parseReference } from '../oci/reference.js'
 import { Docker } from '../tools/docker.js'
-import { prepareTrainerImage } from './trainer-image.js'
+import { execRunner, type Command } from '../tools/exec.js'
+import { trainerBuildContext } from './trainer-build.js'
+import { prepareTrainerImage, TRAINER_REPOSITORY, type TrainerImageDeps } from './trainer-image.js'
 
-// No Docker engine here: docker's commands are recorded, and its `push` is
-// played by pushing an image into the real registry under the pushed tag.
 let registry: TestRegistry
 let client: RegistryClient
+let workDir: string
 beforeAll(async () => {
   registry = await startRegistry()
   client = new RegistryClient({ insecure: () => true })
+  workDir = await mkdtemp(path.join(os.tmpdir(), 'trainer-image-'))
 })
 afterAll(async () => {
   await registry?.stop()
+  if (workDir) await rm(workDir, { recursive: true, force: true })
 })
 
-const embedded = { host: 'registry.local:5000' }
+const embedded = Promise.resolve({ host: 'registry.local:5000' })
 
-function dockerWith(localImages: string[]) {
-  return recorder((command) => {
-    const [verb, action, ...rest] = command.args
-    if (verb === 'image' && action === 'inspect') {
-      const ref = rest.at(-1)!
-      return localImages.includes(ref)
-        ? { stdout: 'sha256:1234\n' }
-        : { exitCode: 1, stderr: `Error response from daemon: No such image: ${ref}` }
-    }
-    return {}
+/** The real Docker, with every command it was asked to run kept for assertions. */
+function observedDocker() {
+  const commands: Command[] = []
+  const docker = new Docker(async (command) => {
+    commands.push(command)
+    return execRunner(command)
   })
+  const verbs = () => commands.map((c) => c.args.slice(0, 2).join(' '))
+  return { docker, verbs, commands }
+}
+
+function deps(docker: Docker, extra: Partial<TrainerImageDeps> = {}): TrainerImageDeps {
+  return {
+    docker,
+    registry: client,
+    embeddedRegistry: embedded,
+    runTag: 'run-7-1',
+    actionRoot: repoRoot,
+    workDir,
+    loopback: registry.host,
+    log: () => undefined,
+    ...extra,
+  }
 }
 
 describe('prepareTrainerImage', () => {
-  it('pushes a runner-built image into the embedded registry and runs it by digest', async () => {
-    const docker = dockerWith(['docker.io/library/oml-chains-trainer:e2e'])
-    let served = ''
-    const run: typeof docker.run = async (command) => {
-      const result = await docker.run(command)
-      if (command.args[1] === 'push') {
-        const target = parseReference(command.args[2]!)
-        served = (await pushTestImage(client, registry.host, target.repository, target.tag!)).digest
-      }
-      return result
-    }
-    const result = await prepareTrainerImage(
-      parseReference('oml-chains-trainer:e2e', 'trainer-image'),
-      embedded,
-      { docker: new Docker(run), registry: client, tag: 'run-7-1', loopback: registry.host },
+  it("builds from the action's Containerfile, pushes it and runs it by digest; a re-run skips the build", async () => {
+    const base = trainerBaseImage()
+    const { tag } = await trainerBuildContext(repoRoot, base)
+    const first = observedDocker()
+    const built = await prepareTrainerImage(
+      { source: 'build', baseImage: base },
+      deps(first.docker),
     )
-    expect(docker.argv()).toEqual([
-      [
-        'docker',
-        'image',
-        'inspect',
-        '--format',
-        '{{.Id}}',
-        'docker.io/library/oml-chains-trainer:e2e',
-      ],
-      [
-        'docker',
-        'image',
-        'tag',
-        'docker.io/library/oml-chains-trainer:e2e',
-        `${registry.host}/oml-chains/trainer:run-7-1`,
-      ],
-      ['docker', 'image', 'push', `${registry.host}/oml-chains/trainer:run-7-1`],
-    ])
-    expect(result.pushedFrom).toBe('docker.io/library/oml-chains-trainer:e2e')
-    expect(result.image).toEqual({
-      registry: 'registry.local:5000',
-      repository: 'oml-chains/trainer',
-      digest: served,
+    expect(first.verbs()).toEqual(['image build', 'image push'])
+    // The staged Containerfile, by absolute path: docker would read a relative
+    // one from its working directory, the user's workspace on a runner.
+    const build = first.commands[0]!.args
+    const file = build[build.indexOf('--file') + 1]!
+    expect(path.isAbsolute(file) && file.startsWith(workDir)).toBe(true)
+    expect(path.basename(file)).toBe('Containerfile')
+    const served = await client.resolve(
+      parseReference(`${registry.host}/${TRAINER_REPOSITORY}:${tag}`),
+    )
+    expect(built).toEqual({
+      origin: 'built',
+      local: `${registry.host}/${TRAINER_REPOSITORY}:${tag}`,
+      image: {
+        registry: 'registry.local:5000',
+        repository: TRAINER_REPOSITORY,
+        digest: served.digest,
+      },
+    })
+    // The image really is the Containerfile's: its user and entrypoint.
+    const config = JSON.parse(
+      await dockerChecked(['image', 'inspect', '--format', '{{json .Config}}', built.local!]),
+    ) as { User: string; Entrypoint: string[] }
+    expect(config.User).toBe('65532:65532')
+    expect(config.Entrypoint).toEqual(['python', '/app/train.py'])
+
+    // A re-run on a kept cluster: the tag answers, nothing is built or pushed.
+    const again = observedDocker()
+    const reused = await prepareTrainerImage(
+      { source: 'build', baseImage: base },
+      deps(again.docker),
+    )
+    expect(again.verbs()).toEqual([])
+    expect(reused).toEqual({ ...built, origin: 'reused' })
+  })
+
+  it('names a failed build with the lines that say why', async () => {
+    const { docker } = observedDocker()
+    const build = prepareTrainerImage(
+      { source: 'build', baseImage: 'oml-chains-test/no-such-base:1' },
+      deps(docker),
+    )
+    await expect(build).rejects.toThrow(/docker image build .*failed \(exit 1\)/s)
+    await expect(build).rejects.toThrow(/no-such-base/)
+  })
+
+  it('pushes a trainer image built on the runner and runs it by digest', async () => {
+    const local = 'oml-chains-test/runner-built:e2e'
+    await dockerChecked(['image', 'tag', trainerBaseImage(), local])
+    const { docker, verbs } = observedDocker()
+    const result = await prepareTrainerImage(
+      { source: 'input', image: parseReference(local, 'trainer-image') },
+      deps(docker),
+    )
+    expect(verbs()).toEqual(['image inspect', 'image tag', 'image push'])
+    const served = await client.resolve(
+      parseReference(`${registry.host}/${TRAINER_REPOSITORY}:run-7-1`),
+    )
+    expect(result).toEqual({
+      origin: 'pushed',
+      local: `docker.io/${local}`,
+      image: {
+        registry: 'registry.local:5000',
+        repository: TRAINER_REPOSITORY,
+        digest: served.digest,
+      },
     })
   })
 
-  it('uses an image the runner does not hold, or one given by digest, as given', async () => {
-    const docker = dockerWith([])
-    const deps = { docker: new Docker(docker.run), registry: client, tag: 't' }
+  it('uses an image the runner does not hold, one given by digest, or any without the registry, as given', async () => {
+    const { docker, verbs } = observedDocker()
     const byTag = parseReference('ghcr.io/acme/trainer:1.0', 'trainer-image')
-    expect(await prepareTrainerImage(byTag, embedded, deps)).toEqual({ image: byTag })
+    expect(await prepareTrainerImage({ source: 'input', image: byTag }, deps(docker))).toEqual({
+      image: byTag,
+      origin: 'given',
+    })
     const byDigest = parseReference(`ghcr.io/acme/trainer@sha256:${'a'.repeat(64)}`)
-    expect(await prepareTrainerImage(byDigest, embedded, deps)).toEqual({ image: byDigest })
+    expect(
+      await prepareTrainerImage({ source: 'published', image: byDigest }, deps(docker)),
+    ).toEqual({ image: byDigest, origin: 'given' })
     // On an existing cluster there is no registry to push to.
-    expect(await prepareTrainerImage(byTag, undefined, deps)).toEqual({ image: byTag })
-    expect(docker.argv()).toEqual([
-      ['docker', 'image', 'inspect', '--format', '{{.Id}}', 'ghcr.io/acme/trainer:1.0'],
-    ])
+    const none = deps(docker, { embeddedRegistry: Promise.resolve(undefined) })
+    expect(await prepareTrainerImage({ source: 'input', image: byTag }, none)).toEqual({
+      image: byTag,
+      origin: 'given',
+    })
+    expect(verbs()).toEqual(['image inspect'])
+  })
+})
+
+describe('trainerBuildContext', () => {
+  it('names the build after its inputs: the same files give the same tag, a base image another', async () => {
+    const plain = await trainerBuildContext(repoRoot)
+    expect(plain.tag).toMatch(/^build-[0-9a-f]{16}$/)
+    expect(plain.files).toContain('Containerfile')
+    expect(plain.files).toContain('trainer/train.py')
+    expect(plain.files).toContain('trainer/requirements.txt')
+    expect(plain.files.every((f) => f === 'Containerfile' || f.startsWith('trainer/'))).toBe(true)
+    expect(plain.buildArgs).toEqual({})
+    expect((await trainerBuildContext(repoRoot)).tag).toBe(plain.tag)
+    const mirrored = await trainerBuildContext(repoRoot, 'mirror.example/python:3.11')
+    expect(mirrored.tag).not.toBe(plain.tag)
+    expect(mirrored.buildArgs).toEqual({ BASE_IMAGE: 'mirror.example/python:3.11' })
   })
 })

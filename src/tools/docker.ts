@@ -44,6 +44,19 @@ export interface RegistryContainerSpec {
 
 const NO_SUCH = /no such (container|object|image)/i
 
+/** How much of a failed build's output its error shows: enough for a pip or RUN error. */
+const BUILD_TAIL_LINES = 25
+
+export interface ImageBuildSpec {
+  /** The build context folder. */
+  context: string
+  /** The Containerfile, absolute (docker resolves a relative one against its working directory). */
+  file: string
+  tag: string
+  /** `--build-arg NAME=VALUE` pairs; never secrets (they stay in the image's history). */
+  buildArgs?: Record<string, string>
+}
+
 export class Docker {
   constructor(
     private readonly run: CommandRunner = execRunner,
@@ -149,6 +162,26 @@ export class Docker {
     if (result.exitCode === 0) return true
     if (NO_SUCH.test(result.stderr)) return false
     throw new CommandError(command, result)
+  }
+
+  /**
+   * Builds an image from `spec.context`. The build's output stays out of the
+   * log (it interleaves with phases running side by side); a failed build's
+   * error carries its last lines.
+   */
+  async buildImage(spec: ImageBuildSpec): Promise<void> {
+    const args = ['image', 'build', '--file', spec.file, '--tag', spec.tag]
+    for (const [name, value] of Object.entries(spec.buildArgs ?? {})) {
+      args.push('--build-arg', `${name}=${value}`)
+    }
+    const command = this.command([...args, spec.context], { silent: true })
+    const result = await this.run(command)
+    if (result.exitCode !== 0) {
+      // The legacy builder prints a failing RUN's output on stdout and only
+      // "returned a non-zero code" on stderr; BuildKit prints both on stderr.
+      const both = { ...result, stderr: `${result.stdout.trim()}\n${result.stderr.trim()}` }
+      throw new CommandError(command, both, BUILD_TAIL_LINES)
+    }
   }
 
   async tagImage(source: string, target: string): Promise<void> {

@@ -53,15 +53,16 @@ export class CommandError extends UserError {
   constructor(
     readonly command: Command,
     readonly result: CommandResult,
+    tailLines = 5,
   ) {
     super(
-      `\`${[command.file, ...command.args].join(' ')}\` failed (exit ${result.exitCode})${tailOf(result)}`,
+      `\`${[command.file, ...command.args].join(' ')}\` failed (exit ${result.exitCode})${tailOf(result, tailLines)}`,
     )
   }
 }
 
-function tailOf(result: CommandResult): string {
-  const text = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join('\n')
+function tailOf(result: CommandResult, lines: number): string {
+  const text = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-lines).join('\n')
   return text ? `: ${text}` : ''
 }
 

@@ -8,15 +8,21 @@ export interface PythonRun {
   stderr: string
 }
 
-/** Runs one of the trainer's programs (`trainer/<script>`) with the test-tools virtualenv's Python. */
+/**
+ * Runs one of the trainer's programs (`trainer/<script>`) with the test-tools
+ * virtualenv's Python, in this process's environment with `env` over it (an
+ * undefined value removes a variable).
+ */
 export function runTrainerProgram(
   script: string,
   args: string[],
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
 ): Promise<PythonRun> {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env }
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete merged[name]
   return new Promise((resolve, reject) => {
     const child = spawn(toolPath('python3'), [path.join(repoRoot, 'trainer', script), ...args], {
-      env: { ...process.env, ...env },
+      env: merged,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
