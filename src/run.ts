@@ -18,6 +18,7 @@ import {
   violationAnnotations,
   type RunReport,
 } from './phases/report.js'
+import { checkRegistriesFromPod } from './phases/registry-check.js'
 import { prepareSigningKey } from './phases/signing.js'
 import { installTekton } from './phases/tekton.js'
 import { prepareTrainerImage, type TrainerImage } from './phases/trainer-image.js'
@@ -176,13 +177,33 @@ async function train(
       { grouped: false },
     )
   })
-  const [signingKey, cluster, dataset, trainer, tekton, credentials] = await settled([
+  // Next to kind, a pod checks the registries the training talks to while
+  // Tekton installs (the runner and the nodes were checked by the cluster phase).
+  const registryCheckPhase = Promise.all([clusterPhase, trainerPhase, credentialsPhase]).then(
+    ([cluster, trainer]) =>
+      cluster.embeddedRegistry &&
+      timings.phase(
+        'Registry check',
+        () =>
+          checkRegistriesFromPod(
+            {
+              image: trainer.image,
+              registries: [plan.dataset.registry, plan.image.registry],
+              ...target,
+            },
+            { kube: cluster.kube, deadline },
+          ),
+        { grouped: false },
+      ),
+  )
+  const [signingKey, cluster, dataset, trainer, tekton, credentials, reached] = await settled([
     signingKeyPhase,
     clusterPhase,
     datasetPhase,
     trainerPhase,
     tektonPhase,
     credentialsPhase,
+    registryCheckPhase,
   ] as const)
   core.info(`dataset ${formatReference(dataset.reference)}`)
   report.trainerImage = formatReference(trainer.image)
@@ -199,6 +220,11 @@ async function train(
   if (!trainer.image.digest) {
     core.warning(
       `trainer-image ${formatReference(trainer.image)} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
+    )
+  }
+  if (reached) {
+    core.info(
+      `a pod reached ${reached.map((r) => `${r.url} (HTTP ${'status' in r ? r.status : '?'})`).join(', ')}`,
     )
   }
   core.info(
