@@ -6,7 +6,7 @@
  * be built here).
  */
 import { execFile } from 'node:child_process'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +15,9 @@ import { repoRoot, toolPath } from './harness/tools.js'
 
 const policyDir = path.join(repoRoot, 'policy')
 const rulesDir = path.join(policyDir, 'rules')
+// The rules' unit tests live apart: ec compiles every .rego in the folder
+// config.yaml names, tests included.
+const testsDir = path.join(policyDir, 'tests')
 const checkScript = path.join(policyDir, 'check.sh')
 const realEnvelope = path.join(
   repoRoot,
@@ -61,9 +64,9 @@ function run(
   })
 }
 
-/** `opa eval` of `query` over the rules (and their test inputs), as JSON. */
+/** `opa eval` of `query` over the rules and their tests' inputs, as JSON. */
 async function opaEval(query: string, files: { input?: unknown; data?: unknown } = {}) {
-  const args = ['eval', '--format', 'json', '--data', rulesDir]
+  const args = ['eval', '--format', 'json', '--data', rulesDir, '--data', testsDir]
   if (files.data !== undefined) {
     const file = path.join(work, `data-${evals}.json`)
     await writeFile(file, JSON.stringify(files.data))
@@ -100,7 +103,13 @@ afterAll(async () => {
 
 describe('policy rules under opa', () => {
   it('pass their rego unit tests, with a passing and a failing case for every rule', async () => {
-    const result = await run(toolPath('opa'), ['test', 'policy/rules', '--format', 'json'])
+    const result = await run(toolPath('opa'), [
+      'test',
+      'policy/rules',
+      'policy/tests',
+      '--format',
+      'json',
+    ])
     const tests = JSON.parse(result.stdout) as {
       package: string
       name: string
@@ -130,12 +139,19 @@ describe('policy rules under opa', () => {
       '--capabilities',
       EC_OPA_CAPABILITIES,
       'policy/rules',
+      'policy/tests',
     ])
     expect(check.stderr + check.stdout).toBe('')
     expect(check.code).toBe(0)
 
-    const fmt = await run(toolPath('opa'), ['fmt', '--list', '--fail', 'policy/rules'])
-    expect(fmt.stdout, 'files `opa fmt -w policy/rules` would change').toBe('')
+    const fmt = await run(toolPath('opa'), [
+      'fmt',
+      '--list',
+      '--fail',
+      'policy/rules',
+      'policy/tests',
+    ])
+    expect(fmt.stdout, 'files `opa fmt -w policy/rules policy/tests` would change').toBe('')
     expect(fmt.code).toBe(0)
   })
 
@@ -154,11 +170,9 @@ describe('policy rules under opa', () => {
         path: { value: string }[]
       }[]
     }
-    // ec collects rule annotations from the non-test files and keys them by
-    // `<package>.<short_name>`; a result is matched to its rule by that code.
-    const ruleAnnotations = inspected.annotations.filter(
-      (a) => a.annotations.scope === 'rule' && !a.location.file.endsWith('_test.rego'),
-    )
+    // ec keys rule annotations by `<package>.<short_name>`; a result is
+    // matched to its rule by that code.
+    const ruleAnnotations = inspected.annotations.filter((a) => a.annotations.scope === 'rule')
     const codes = ruleAnnotations.map((a) => {
       const segments = a.path.slice(1).map((p) => p.value)
       const kind = segments.pop()
@@ -223,6 +237,10 @@ describe('policy/config.yaml', () => {
       sources: Record<string, unknown>[]
     }
     expect(config.sources).toEqual([{ name: 'oml-chains', policy: ['./policy/rules'] }])
+    // ec compiles every .rego in that folder, unit tests and their inputs included.
+    const files = await readdir(rulesDir, { recursive: true })
+    expect(files.filter((f) => f.endsWith('.rego')).length).toBeGreaterThan(0)
+    expect(files.filter((f) => f.endsWith('_test.rego'))).toEqual([])
     // No allowed_dataset_prefixes here: without them every dataset is refused.
     const denials = (await opaEval('data.dataset.deny', {
       input: { attestations: [] },
