@@ -80,9 +80,10 @@ _allowed_prefixes contains prefix if {
 	prefix != ""
 }
 
-# A list in the policy config's ruleData; a string from ec's --extra-rule-data
-# (which passes every value as a string): a YAML/JSON list, such as the
-# contents of a file named there, or prefixes separated by commas or spaces.
+# A list in the policy config's ruleData. ec's --extra-rule-data gives every
+# value as a string: the text of the .json/.yaml file the value names, read
+# here as a YAML/JSON list, or else the value itself, one prefix. ec splits
+# that flag at commas, so a list comes in a file; nothing is split here.
 _prefix_list := value if {
 	value := _rule_data("allowed_dataset_prefixes")
 	is_array(value)
@@ -92,7 +93,7 @@ _prefix_list := value if {
 	yaml.is_valid(text)
 	parsed := yaml.unmarshal(text)
 	is_array(parsed)
-} else := regex.split(`[\s,]+`, text) if {
+} else := [text] if {
 	text := _rule_data("allowed_dataset_prefixes")
 	is_string(text)
 } else := []

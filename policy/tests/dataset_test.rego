@@ -30,13 +30,12 @@ test_permitted_pass_one_of_several_prefixes if {
 	count(permitted_msgs(results)) == 0
 }
 
-# ec's --extra-rule-data gives every value as a string.
+# ec's --extra-rule-data gives every value as a string: one prefix, or the
+# text of the .json/.yaml file it names.
 test_permitted_pass_prefix_strings_from_extra_rule_data if {
 	every text in [
 		"registry.local:5000/",
 		" registry.local:5000/ ",
-		"quay.io/acme/,registry.local:5000/",
-		"quay.io/acme/ registry.local:5000/",
 		`["quay.io/acme/", "registry.local:5000/"]`,
 		"- quay.io/acme/\n- registry.local:5000/\n",
 	] {
@@ -72,6 +71,16 @@ test_permitted_fail_empty_or_blank_prefixes if {
 		results := dataset.deny with input as inputs.both
 			with data.rule_data__configuration__ as {"allowed_dataset_prefixes": value}
 		permitted_msgs(results) == {"No dataset location is allowed: the rule data allowed_dataset_prefixes is missing or empty"}
+	}
+}
+
+# ec splits --extra-rule-data at commas, so a string never carries a
+# comma-separated list: a string that is not a YAML/JSON list is one prefix.
+test_permitted_fail_string_is_one_prefix if {
+	every text in ["quay.io/acme/,registry.local:5000/", "quay.io/acme/ registry.local:5000/"] {
+		results := dataset.deny with input as inputs.both
+			with data.rule_data__configuration__ as {"allowed_dataset_prefixes": text}
+		permitted_msgs(results) == {sprintf("Dataset %q is not under an allowed prefix (%s)", [inputs.dataset_url, text])}
 	}
 }
 
