@@ -339,14 +339,18 @@ exit "\${FAKE_EC_EXIT:-0}"
     const prefixesText = await readFile(path.join(work, 'ec-call.prefixes'), 'utf8')
     expect(JSON.parse(prefixesText)).toEqual(['registry.local:5000/', 'quay.io/acme/'])
     expect(prefixesFlag).not.toContain(',')
-    const denials = (await opaEval('data.dataset.deny with input as data.oml_inputs.both', {
-      data: { rule_data__configuration__: { allowed_dataset_prefixes: prefixesText } },
-    })) as Denial[]
-    expect(denials).toEqual([])
-    const accuracy = (await opaEval('data.model.deny with input as data.oml_inputs.both', {
-      data: { rule_data__configuration__: { min_accuracy: '0.99' } },
-    })) as Denial[]
-    expect(accuracy.map((d) => d.code)).toEqual(['model.accuracy'])
+    // The run's provenance as SLSA v0.2 (Chains slsa/v1) and as SLSA v1 (slsa/v2alpha4).
+    for (const statements of ['both', 'both_v1']) {
+      const input = `data.oml_inputs.${statements}`
+      const denials = (await opaEval(`data.dataset.deny with input as ${input}`, {
+        data: { rule_data__configuration__: { allowed_dataset_prefixes: prefixesText } },
+      })) as Denial[]
+      expect(denials, statements).toEqual([])
+      const accuracy = (await opaEval(`data.model.deny with input as ${input}`, {
+        data: { rule_data__configuration__: { min_accuracy: '0.99' } },
+      })) as Denial[]
+      expect(accuracy.map((d) => d.code)).toEqual(['model.accuracy'])
+    }
   })
 
   it("keeps the caller's directory for a config the caller gives", async () => {

@@ -2,16 +2,18 @@
 # title: Dataset
 # description: >-
 #   Checks the dataset the model was trained on, as the Chains build
-#   provenance (SLSA v0.2, Chains format slsa/v1) records it.
+#   provenance records it: SLSA v0.2 (Chains format slsa/v1) or SLSA v1
+#   (slsa/v2alpha3, slsa/v2alpha4).
 package dataset
 
 # METADATA
 # title: Dataset from an allowed location
 # description: >-
 #   The dataset the model was trained from, as recorded in the training task's
-#   DATASET_URL result in the PipelineRun provenance, starts with one of the
-#   prefixes in the rule data allowed_dataset_prefixes. No configured prefix,
-#   or no recorded dataset, is a violation.
+#   DATASET_URL result (SLSA v0.2: in the PipelineRun provenance; SLSA v1: in
+#   the byproducts of either provenance), starts with one of the prefixes in
+#   the rule data allowed_dataset_prefixes. No configured prefix, or no
+#   recorded dataset, is a violation.
 # custom:
 #   short_name: permitted
 #   solution: >-
@@ -29,7 +31,8 @@ deny contains result if {
 # description: >-
 #   The training task recorded the dataset digest it trained from (the
 #   DATASET_DIGEST result) as sha256:<64 hex>, and the provenance lists that
-#   dataset with the same digest among its materials.
+#   dataset with the same digest among its materials (SLSA v1: its
+#   resolvedDependencies).
 # custom:
 #   short_name: pinned
 #   solution: >-
@@ -133,7 +136,8 @@ _dataset_records contains {"url": url, "digest": digest} if {
 
 # The material may come from another attestation of the same image: Chains puts
 # *ARTIFACT_INPUTS results into the TaskRun provenance's materials, and into the
-# PipelineRun's only for Pipeline results or with deep inspection on.
+# PipelineRun's only for Pipeline results or with deep inspection on (the same
+# in either SLSA version).
 _in_materials(record) if {
 	some material in _materials
 	material.digest.sha256 == substring(record.digest, count("sha256:"), -1)
@@ -151,26 +155,83 @@ _same_repository(uri, url) if {
 # after the last "/" starts a tag; one before it belongs to a registry port.
 _repository(ref) := regex.replace(split(trim_prefix(ref, "oci://"), "@")[0], `:[^/]*$`, "")
 
-# --- provenance and rule data (the same in each package: no shared library) --
+# --- provenance access (each package keeps its own: no shared library) -------
 
-# Chains' slsa/v1 format: an in-toto Statement with a SLSA v0.2 predicate.
-_predicates contains statement.predicate if {
+# Chains writes SLSA v0.2 provenance in its format slsa/v1, and SLSA v1 in
+# slsa/v2alpha3 and slsa/v2alpha4 (read in tektoncd/chains v0.29.2,
+# pkg/chains/formats/slsa). Either is read here into the same shapes, so the
+# rules above need not know which one they judge.
+_v02_predicates contains statement.predicate if {
 	some attestation in input.attestations
 	statement := attestation.statement
 	statement.predicateType == "https://slsa.dev/provenance/v0.2"
 }
 
-# A PipelineRun predicate lists its tasks with their results; a TaskRun
+# Keyed by attestation, so that two attestations' runs never merge.
+_v1_predicates[i] := statement.predicate if {
+	some i, attestation in input.attestations
+	statement := attestation.statement
+	statement.predicateType == "https://slsa.dev/provenance/v1"
+}
+
+# _tasks: {"results": [{name, value}]}, the results one run recorded.
+
+# v0.2: a PipelineRun predicate lists its tasks with their results; a TaskRun
 # predicate has only buildConfig.steps, so it contributes no results.
-_tasks contains task if {
-	some predicate in _predicates
+_tasks contains {"results": task.results} if {
+	some predicate in _v02_predicates
 	some task in predicate.buildConfig.tasks
 }
 
+# v1: the results of one run, from the byproducts.
+_tasks contains {"results": results} if {
+	some run in {result.run | some result in _v1_results}
+	results := [{"name": result.name, "value": result.value} |
+		some result in _v1_results
+		result.run == run
+	]
+}
+
+# A v1 result is a byproduct named taskRunResults/<run>/<result> or
+# pipelineRunResults/<run>/<result> (slsa/v2alpha3 leaves out <run>), its
+# value JSON in base64 content. A TaskRun provenance holds the TaskRun's
+# results; a PipelineRun one the Pipeline's results, and with deep inspection
+# each TaskRun's too. Chains leaves out the image results (IMAGE_URL,
+# IMAGE_DIGEST): they are the subject.
+_v1_results contains {"run": [i, run], "name": name, "value": _byproduct_value(byproduct)} if {
+	some i, predicate in _v1_predicates
+	some byproduct in predicate.runDetails.byproducts
+	is_string(byproduct.name)
+	parts := split(byproduct.name, "/")
+	count(parts) > 1
+	parts[0] in {"taskRunResults", "pipelineRunResults"}
+	name := parts[count(parts) - 1]
+	run := array.slice(parts, 0, count(parts) - 1)
+}
+
+# Content that is not base64 of JSON gives null, which no rule accepts.
+_byproduct_value(byproduct) := value if {
+	is_string(byproduct.content)
+	base64.is_valid(byproduct.content)
+	text := base64.decode(byproduct.content)
+	json.is_valid(text)
+	value := json.unmarshal(text)
+} else := null
+
+# _materials: {uri, digest: {algorithm: hex}}, what the build used. v0.2 lists
+# them as materials; v1 as resolvedDependencies, named or not (step and
+# sidecar images, the task or pipeline, inputs/result from *ARTIFACT_INPUTS).
 _materials contains material if {
-	some predicate in _predicates
+	some predicate in _v02_predicates
 	some material in predicate.materials
 }
+
+_materials contains dependency if {
+	some predicate in _v1_predicates
+	some dependency in predicate.buildDefinition.resolvedDependencies
+}
+
+# --- results and rule data ---------------------------------------------------
 
 _result_values(name) := {result.value |
 	some task in _tasks

@@ -1,17 +1,19 @@
 # METADATA
 # title: Model
 # description: >-
-#   Checks the trained model's quality as the Chains build provenance
-#   (SLSA v0.2, Chains format slsa/v1) records it.
+#   Checks the trained model's quality as the Chains build provenance records
+#   it: SLSA v0.2 (Chains format slsa/v1) or SLSA v1 (slsa/v2alpha3,
+#   slsa/v2alpha4).
 package model
 
 # METADATA
 # title: Model accuracy at least the minimum
 # description: >-
 #   When the rule data min_accuracy is set (a number from 0 to 1), the test
-#   accuracy the training task recorded (its ACCURACY result in the PipelineRun
-#   provenance) is at least that value. Without min_accuracy there is no
-#   minimum; with it, a missing or non-numeric accuracy is a violation.
+#   accuracy the training task recorded (its ACCURACY result; SLSA v0.2: in the
+#   PipelineRun provenance, SLSA v1: in the byproducts of either provenance)
+#   is at least that value. Without min_accuracy there is no minimum; with
+#   it, a missing or non-numeric accuracy is a violation.
 # custom:
 #   short_name: accuracy
 #   solution: >-
@@ -79,21 +81,70 @@ _number(value) := value if {
 	regex.match(`^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$`, value)
 }
 
-# --- provenance and rule data (the same in each package: no shared library) --
+# --- provenance access (each package keeps its own: no shared library) -------
 
-# Chains' slsa/v1 format: an in-toto Statement with a SLSA v0.2 predicate.
-_predicates contains statement.predicate if {
+# Chains writes SLSA v0.2 provenance in its format slsa/v1, and SLSA v1 in
+# slsa/v2alpha3 and slsa/v2alpha4 (read in tektoncd/chains v0.29.2,
+# pkg/chains/formats/slsa). Either is read here into the same shapes, so the
+# rules above need not know which one they judge.
+_v02_predicates contains statement.predicate if {
 	some attestation in input.attestations
 	statement := attestation.statement
 	statement.predicateType == "https://slsa.dev/provenance/v0.2"
 }
 
-# A PipelineRun predicate lists its tasks with their results; a TaskRun
+# Keyed by attestation, so that two attestations' runs never merge.
+_v1_predicates[i] := statement.predicate if {
+	some i, attestation in input.attestations
+	statement := attestation.statement
+	statement.predicateType == "https://slsa.dev/provenance/v1"
+}
+
+# _tasks: {"results": [{name, value}]}, the results one run recorded.
+
+# v0.2: a PipelineRun predicate lists its tasks with their results; a TaskRun
 # predicate has only buildConfig.steps, so it contributes no results.
-_tasks contains task if {
-	some predicate in _predicates
+_tasks contains {"results": task.results} if {
+	some predicate in _v02_predicates
 	some task in predicate.buildConfig.tasks
 }
+
+# v1: the results of one run, from the byproducts.
+_tasks contains {"results": results} if {
+	some run in {result.run | some result in _v1_results}
+	results := [{"name": result.name, "value": result.value} |
+		some result in _v1_results
+		result.run == run
+	]
+}
+
+# A v1 result is a byproduct named taskRunResults/<run>/<result> or
+# pipelineRunResults/<run>/<result> (slsa/v2alpha3 leaves out <run>), its
+# value JSON in base64 content. A TaskRun provenance holds the TaskRun's
+# results; a PipelineRun one the Pipeline's results, and with deep inspection
+# each TaskRun's too. Chains leaves out the image results (IMAGE_URL,
+# IMAGE_DIGEST): they are the subject.
+_v1_results contains {"run": [i, run], "name": name, "value": _byproduct_value(byproduct)} if {
+	some i, predicate in _v1_predicates
+	some byproduct in predicate.runDetails.byproducts
+	is_string(byproduct.name)
+	parts := split(byproduct.name, "/")
+	count(parts) > 1
+	parts[0] in {"taskRunResults", "pipelineRunResults"}
+	name := parts[count(parts) - 1]
+	run := array.slice(parts, 0, count(parts) - 1)
+}
+
+# Content that is not base64 of JSON gives null, which no rule accepts.
+_byproduct_value(byproduct) := value if {
+	is_string(byproduct.content)
+	base64.is_valid(byproduct.content)
+	text := base64.decode(byproduct.content)
+	json.is_valid(text)
+	value := json.unmarshal(text)
+} else := null
+
+# --- results and rule data ---------------------------------------------------
 
 _result_values(name) := {result.value |
 	some task in _tasks

@@ -127,7 +127,7 @@ test_permitted_fail_no_attestations if {
 	}
 }
 
-# Only SLSA v0.2 provenance counts; another predicate type records nothing here.
+# Only SLSA provenance (v0.2 or v1) counts; another predicate type records nothing here.
 test_permitted_fail_other_predicate_type if {
 	statement := inputs.patched(inputs.pipelinerun_statement, [{"op": "replace", "path": "/predicateType", "value": "https://example.com/other/v1"}])
 	results := dataset.deny with input as inputs.only(statement)
@@ -143,6 +143,63 @@ test_permitted_fail_one_of_two_runs if {
 	results := dataset.deny with input as value
 		with data.rule_data__configuration__ as inputs.rule_data
 	permitted_msgs(results) == {`Dataset "docker.io/someone/iris" is not under an allowed prefix (registry.local:5000/)`}
+}
+
+# SLSA v1 (Chains slsa/v2alpha4): the TaskRun provenance records its results
+# too, among the byproducts.
+test_permitted_pass_v1_both_attestations if {
+	every value in [inputs.both_v1, inputs.only(inputs.taskrun_v1_statement), inputs.only(inputs.pipelinerun_v1_statement)] {
+		results := dataset.deny with input as value
+			with data.rule_data__configuration__ as inputs.rule_data
+		count(permitted_msgs(results)) == 0
+	}
+}
+
+# Without deep inspection a PipelineRun records only the Pipeline's results;
+# slsa/v2alpha3 names byproducts without the run.
+test_permitted_pass_v1_pipeline_results_and_v2alpha3_names if {
+	every statement in [
+		inputs.v1_with_results(inputs.pipelinerun_v1_statement, [concat("/", ["pipelineRunResults", inputs.pipelinerun_name])], inputs.train_results),
+		inputs.v1_with_results(inputs.taskrun_v1_statement, ["taskRunResults"], inputs.train_results),
+	] {
+		results := dataset.deny with input as inputs.only(statement)
+			with data.rule_data__configuration__ as inputs.rule_data
+		count(permitted_msgs(results)) == 0
+	}
+}
+
+test_permitted_fail_v1_dataset_not_under_prefix if {
+	results := dataset.deny with input as inputs.both_v1
+		with data.rule_data__configuration__ as {"allowed_dataset_prefixes": ["quay.io/acme/"]}
+	permitted_msgs(results) == {`Dataset "registry.local:5000/ml-iris" is not under an allowed prefix (quay.io/acme/)`}
+}
+
+test_permitted_fail_v1_missing_dataset_url_result if {
+	results := dataset.deny with input as inputs.only(inputs.taskrun_v1_with_results(inputs.results_with("DATASET_URL", null)))
+		with data.rule_data__configuration__ as inputs.rule_data
+	permitted_msgs(results) == {"The provenance records no dataset: no task result DATASET_URL"}
+}
+
+# A StepAction's results (stepResults/<run>/<name>) are not the task's.
+test_permitted_fail_v1_step_results_only if {
+	statement := inputs.v1_with_results(inputs.taskrun_v1_statement, [concat("/", ["stepResults", inputs.taskrun_name])], inputs.train_results)
+	results := dataset.deny with input as inputs.only(statement)
+		with data.rule_data__configuration__ as inputs.rule_data
+	permitted_msgs(results) == {"The provenance records no dataset: no task result DATASET_URL"}
+}
+
+# Content that is not base64 of JSON is no dataset location.
+test_permitted_fail_v1_undecodable_content if {
+	name := concat("/", ["taskRunResults", inputs.taskrun_name, "DATASET_URL"])
+	every content in ["registry.local:5000/ml-iris", base64.encode("registry.local:5000/ml-iris"), 42] {
+		statement := inputs.patched(inputs.taskrun_v1_statement, [{
+			"op": "replace", "path": "/predicate/runDetails/byproducts",
+			"value": [{"name": name, "mediaType": "application/json", "content": content}],
+		}])
+		results := dataset.deny with input as inputs.only(statement)
+			with data.rule_data__configuration__ as inputs.rule_data
+		permitted_msgs(results) == {`Dataset "" is not under an allowed prefix (registry.local:5000/)`}
+	}
 }
 
 # --- dataset.pinned ------------------------------------------------------------
@@ -219,4 +276,47 @@ test_pinned_pass_digest_without_url if {
 test_pinned_fail_digest_without_url_not_in_materials if {
 	results := dataset.deny with input as inputs.only(inputs.pipelinerun_with_results(inputs.results_with("DATASET_URL", null)))
 	pinned_msgs(results) == {sprintf("Dataset %s is not among the provenance materials", [inputs.dataset_digest])}
+}
+
+# SLSA v1: the dataset is an inputs/result dependency in both provenances.
+test_pinned_pass_v1_both_attestations if {
+	every value in [inputs.both_v1, inputs.only(inputs.taskrun_v1_statement), inputs.only(inputs.pipelinerun_v1_statement)] {
+		results := dataset.deny with input as value
+		count(pinned_msgs(results)) == 0
+	}
+}
+
+# A TaskRun and a PipelineRun format may differ: the dataset digest from one
+# provenance, the dependency from the other.
+test_pinned_pass_formats_mixed if {
+	value := {"attestations": [
+		{"statement": inputs.pipelinerun_statement},
+		{"statement": inputs.taskrun_v1_statement},
+	]}
+	results := dataset.deny with input as value
+	count(pinned_msgs(results)) == 0
+}
+
+# A PipelineRun whose Pipeline does not expose DATASET_ARTIFACT_INPUTS lists
+# only the step images.
+test_pinned_fail_v1_dataset_not_a_dependency if {
+	statement := inputs.patched(inputs.pipelinerun_v1_statement, [{"op": "remove", "path": "/predicate/buildDefinition/resolvedDependencies/1"}])
+	results := dataset.deny with input as inputs.only(statement)
+	pinned_msgs(results) == {sprintf("Dataset registry.local:5000/ml-iris@%s is not among the provenance materials", [inputs.dataset_digest])}
+}
+
+test_pinned_fail_v1_malformed_digest if {
+	results := dataset.deny with input as inputs.only(inputs.taskrun_v1_with_results(inputs.results_with("DATASET_DIGEST", "sha256:abc")))
+	pinned_msgs(results) == {`Dataset digest "sha256:abc" is not sha256:<64 hex>`}
+}
+
+test_pinned_fail_v1_dependency_digest_differs if {
+	other := "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	results := dataset.deny with input as inputs.only(inputs.taskrun_v1_with_results(inputs.results_with("DATASET_DIGEST", other)))
+	pinned_msgs(results) == {sprintf("Dataset registry.local:5000/ml-iris@%s is not among the provenance materials", [other])}
+}
+
+test_pinned_fail_v1_missing_digest_result if {
+	results := dataset.deny with input as inputs.only(inputs.taskrun_v1_with_results(inputs.results_with("DATASET_DIGEST", null)))
+	pinned_msgs(results) == {"The provenance records no dataset digest: no task result DATASET_DIGEST"}
 }

@@ -107,3 +107,62 @@ test_accuracy_fail_one_of_two_runs if {
 		with data.rule_data__configuration__ as inputs.rule_data
 	accuracy_msgs(results) == {"Model accuracy 0.8 is below the minimum 0.9"}
 }
+
+# SLSA v1 (Chains slsa/v2alpha4): the TaskRun provenance records its results
+# too, among the byproducts.
+test_accuracy_pass_v1_both_attestations if {
+	every value in [inputs.both_v1, inputs.only(inputs.taskrun_v1_statement), inputs.only(inputs.pipelinerun_v1_statement)] {
+		results := model.deny with input as value
+			with data.rule_data__configuration__ as inputs.rule_data
+		count(accuracy_msgs(results)) == 0
+	}
+}
+
+# The content written out: base64 of the JSON text "0.9666666666666667".
+accuracy_byproduct := {
+	"name": "taskRunResults/oml-chains-7xk2p-train/ACCURACY",
+	"mediaType": "application/json",
+	"content": "IjAuOTY2NjY2NjY2NjY2NjY2NyI=",
+}
+
+test_accuracy_pass_v1_content_as_written if {
+	statement := inputs.patched(inputs.taskrun_v1_statement, [{"op": "replace", "path": "/predicate/runDetails/byproducts", "value": [accuracy_byproduct]}])
+	results := model.deny with input as inputs.only(statement)
+		with data.rule_data__configuration__ as {"min_accuracy": 0.96}
+	count(accuracy_msgs(results)) == 0
+}
+
+test_accuracy_fail_v1_below_minimum if {
+	statement := inputs.patched(inputs.taskrun_v1_statement, [{"op": "replace", "path": "/predicate/runDetails/byproducts", "value": [accuracy_byproduct]}])
+	every value in [inputs.both_v1, inputs.only(statement)] {
+		results := model.deny with input as value
+			with data.rule_data__configuration__ as {"min_accuracy": 0.99}
+		accuracy_msgs(results) == {"Model accuracy 0.9666666666666667 is below the minimum 0.99"}
+	}
+}
+
+test_accuracy_fail_v1_missing_accuracy_result if {
+	results := model.deny with input as inputs.only(inputs.taskrun_v1_with_results(inputs.results_with("ACCURACY", null)))
+		with data.rule_data__configuration__ as inputs.rule_data
+	accuracy_msgs(results) == {"The provenance records no model accuracy: no task result ACCURACY"}
+}
+
+# Content that is not base64 of JSON is no accuracy.
+test_accuracy_fail_v1_undecodable_content if {
+	every content in ["0.97", base64.encode("0.97 and more"), null] {
+		byproduct := object.union(accuracy_byproduct, {"content": content})
+		statement := inputs.patched(inputs.taskrun_v1_statement, [{"op": "replace", "path": "/predicate/runDetails/byproducts", "value": [byproduct]}])
+		results := model.deny with input as inputs.only(statement)
+			with data.rule_data__configuration__ as inputs.rule_data
+		accuracy_msgs(results) == {"The recorded accuracy null is not a number"}
+	}
+}
+
+# Each run's results count: here a second TaskRun of the same PipelineRun.
+test_accuracy_fail_v1_one_of_two_runs if {
+	other := inputs.v1_byproducts("taskRunResults/oml-chains-7xk2p-retrain", inputs.results_with("ACCURACY", "0.8"))
+	statement := inputs.patched(inputs.pipelinerun_v1_statement, [{"op": "add", "path": "/predicate/runDetails/byproducts/-", "value": other[0]}])
+	results := model.deny with input as inputs.only(statement)
+		with data.rule_data__configuration__ as inputs.rule_data
+	accuracy_msgs(results) == {"Model accuracy 0.8 is below the minimum 0.9"}
+}
