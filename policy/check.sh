@@ -2,6 +2,9 @@
 # Checks a model image against the EC policy by hand, the way the action does:
 # ec verifies the image signature and the Chains attestations with the public
 # key (no Rekor: Chains runs with transparency off), then runs policy/rules.
+# The rules read SLSA v0.2 provenance (Chains format slsa/v1, as the action
+# configures it) and SLSA v1 (slsa/v2alpha3, slsa/v2alpha4), so an image from
+# another Chains setup can be checked too.
 # Exit status is ec's: 0 passed, 1 violations or an error (see the report).
 set -euo pipefail
 
