@@ -139,6 +139,28 @@ function errorReport(): RunReport {
   }
 }
 
+/** A run that stopped when the training step failed: what run.ts knows by then. */
+function pipelineErrorReport(): RunReport {
+  const known = knownFromProvenance()
+  return {
+    verdict: 'error',
+    error: [
+      'PipelineRun oml-chains/oml-chains-run-7xk2p failed: Failed: Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0',
+      'failing task: train, step: train (Failed: "step-train" exited with code 1)',
+      'last 1 lines of train/train:',
+      'ValueError: Input X contains NaN.',
+    ].join('\n'),
+    dataset: {
+      url: 'quay.io/mmortari/ml-iris:data',
+      digest: 'sha256:b2239d0afbae7a4814b3d656d0ff3de35ddec9861e559ccffc8a401448d7bae0',
+    },
+    trainerImage: known.trainerImage,
+    publicKeyPem,
+    timings: [...timings.slice(0, 5), { phase: 'Pipeline', ms: 61_200, ok: false }],
+    failOnViolation: true,
+  }
+}
+
 describe('renderSummary', () => {
   it('pass: ec happy day on the real Chains attestation', async () => {
     const summary = renderSummary(passReport())
@@ -154,15 +176,33 @@ describe('renderSummary', () => {
     await expect(summary).toMatchFileSnapshot('./__snapshots__/summary-fail.md')
   })
 
-  it('error: ec gave no report; shows its error first, then what is known', async () => {
+  it('error: ec gave no report; shows its error right after the diagram, then what is known', async () => {
     const summary = renderSummary(errorReport())
     const lines = summary.split('\n')
     expect(lines[0]).toBe('## oml-chains: ERROR')
-    expect(lines.slice(1, 6).join('\n')).toContain('incorrect syntax for --extra-rule-data')
+    expect(lines[2]).toBe('```mermaid')
+    const diagramEnd = lines.indexOf('```')
+    expect(lines.slice(diagramEnd + 1, diagramEnd + 5)).toEqual([
+      '',
+      'The run ended before Enterprise Contract reached a verdict:',
+      '',
+      '```text',
+    ])
+    expect(lines[diagramEnd + 5]).toContain('incorrect syntax for --extra-rule-data 0')
     // Said once, in the verdict, not again under the policy results.
     expect(summary.match(/incorrect syntax for --extra-rule-data 1/g)).toHaveLength(1)
     expect(summary).not.toContain('EC report')
     await expect(summary).toMatchFileSnapshot('./__snapshots__/summary-error.md')
+  })
+
+  it('error in the Pipeline phase: the PipelineRun failed, the nodes after it not reached', async () => {
+    const summary = renderSummary(pipelineErrorReport())
+    expect(summary.split('\n')[0]).toBe('## oml-chains: ERROR')
+    expect(summary).toContain('Pipeline failed')
+    expect(summary).toContain('  class dataset ok\n')
+    expect(summary).toContain('  class pipelinerun failed\n')
+    expect(summary).toContain('  class model,signature,verdict unreached\n')
+    await expect(summary).toMatchFileSnapshot('./__snapshots__/summary-error-pipeline.md')
   })
 
   it('error before anything is known: only the error', () => {
@@ -288,6 +328,9 @@ describe('size cap', () => {
     const report = hugeReport(worst, worst)
     report.error = '`'.repeat(100_000)
     report.pipelineRun = '&'.repeat(100_000)
+    // The diagram's labels too: every character an entity code there.
+    report.trainerImage = '<'.repeat(100_000)
+    report.dataset = { url: '"'.repeat(100_000), digest: '#'.repeat(100_000) }
     report.publicKeyPem = 'x'.repeat(100_000)
     report.policy = { path: '&'.repeat(100_000), ruleData: { x: '&'.repeat(100_000) } }
     expect(Buffer.byteLength(renderSummary(report))).toBeLessThan(SUMMARY_MAX_BYTES)

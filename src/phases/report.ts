@@ -17,6 +17,8 @@ import type { PhaseTiming } from '../timing.js'
 import type { RuleData } from '../tools/ec/policy-config.js'
 import type { EcFinding, EcSummary } from '../tools/ec/report.js'
 import type { EcValidation } from '../tools/ec/validate.js'
+import { keyFingerprint, renderChain } from './report-chain.js'
+import { clip, CONTROL, count, oneLine } from './report-text.js'
 
 export type RunVerdict = 'pass' | 'fail' | 'error'
 
@@ -160,9 +162,14 @@ function ruleName(finding: EcFinding): string {
   return finding.title ?? finding.code ?? 'Policy violation'
 }
 
-/** The job summary: verdict first, then what the run knows, then how to check it again. */
+/**
+ * The job summary: the verdict and the chain the run built (or where it
+ * stopped), drawn; then what the run knows, then how to check it again.
+ */
 export function renderSummary(report: RunReport): string {
   const sections = [
+    `## oml-chains: ${report.verdict.toUpperCase()}`,
+    renderChain(report),
     verdictSection(report),
     factsSection(report),
     policySection(report),
@@ -174,7 +181,7 @@ export function renderSummary(report: RunReport): string {
 }
 
 function verdictSection(report: RunReport): string {
-  const lines = [`## oml-chains: ${report.verdict.toUpperCase()}`, '']
+  const lines: string[] = []
   const summary = ecSummaryOf(report)
   if (report.verdict === 'pass') {
     const warnings = summary?.warnings.length ?? 0
@@ -323,13 +330,21 @@ function timingsSection(timings: readonly PhaseTiming[]): string {
 
 function publicKeySection(publicKeyPem: string | undefined): string {
   if (!publicKeyPem) return ''
-  return [
+  const lines = [
     '### Public key',
     '',
     "It verifies the model's signature and attestations (also the `public-key` output).",
     '',
     fenced(clip(publicKeyPem.trim(), MAX_BLOCK), 'text'),
-  ].join('\n')
+  ]
+  const fingerprint = keyFingerprint(publicKeyPem)
+  if (fingerprint) {
+    lines.push(
+      '',
+      `Fingerprint ${code(fingerprint, MAX_NAME, false)}: the keyid in Chains' signatures.`,
+    )
+  }
+  return lines.join('\n')
 }
 
 /** The commands that check the model again later, outside the action. */
@@ -424,20 +439,6 @@ function checkShCommand(ruleData: RuleData, image: string): string | undefined {
 
 // --- Markdown --------------------------------------------------------------
 
-/** Controls other than tab and newline: invisible in a page, confusing in a terminal. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g
-
-/** At most `max` characters (code points), the last one an ellipsis when cut. */
-function clip(text: string, max: number): string {
-  const chars = Array.from(text)
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ')
-}
-
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' }
 
 /**
@@ -486,10 +487,6 @@ function longestRun(text: string, char: string): number {
 function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
-}
-
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`
 }
 
 /** A word for a POSIX shell: as is when it is plainly safe, else single-quoted. */
