@@ -14,6 +14,9 @@
 #   ssh-keygen  Debian's openssh-client (an independent check of Chains' keyid)
 #   ShellCheck  Debian's shellcheck: actionlint runs it on every `run:` script
 #             when it is on PATH, and silently skips that check when it is not
+#   chromium  Debian's chromium: draws the job summary's Mermaid diagram, headless
+#             (test/summary-diagram.test.ts, npm run screenshot); a GitHub runner's
+#             google-chrome does the same there (test/harness/browser.ts)
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
@@ -257,6 +260,7 @@ ensure_command dockerd docker.io
 # debootstrap checks Debian's release signatures (an Ubuntu runner lacks the keys).
 ensure_command debootstrap debootstrap
 ensure_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
+[ -x /usr/bin/google-chrome ] || [ -x /usr/bin/chromium-browser ] || ensure_command chromium chromium
 # Independent installs run concurrently; each one's failure fails the script.
 pids=()
 install_node & pids+=($!)

@@ -1,3 +1,4 @@
+import { chromiumPath } from './browser.js'
 import { ensureDockerDaemon, loadTrainerBaseImage } from './docker.js'
 import { TEST_TOOLS, toolPath } from './tools.js'
 
@@ -8,6 +9,8 @@ import { TEST_TOOLS, toolPath } from './tools.js'
  */
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   for (const tool of TEST_TOOLS) toolPath(tool)
+  // Draws the job summary's diagram (test/summary-diagram.test.ts).
+  chromiumPath()
   if (Number(process.versions.node.split('.')[0]) < 24) {
     throw new Error(
       `tests run on Node 24 (the action's runtime), this is ${process.version}: use \`npm test\`, which runs them on .tools/bin/node`,
