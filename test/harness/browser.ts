@@ -107,9 +107,13 @@ export interface HeadlessChromium {
 
 /**
  * Chromium with a fresh profile and one page, which may load from
- * `allowedOrigin` only.
+ * `allowedOrigin` only. `deviceScaleFactor` 2 makes screenshots sharp on
+ * high-density screens.
  */
-export async function launchChromium(allowedOrigin: string): Promise<HeadlessChromium> {
+export async function launchChromium(
+  allowedOrigin: string,
+  { deviceScaleFactor = 1 } = {},
+): Promise<HeadlessChromium> {
   const profile = await mkdtemp(path.join(tmpdir(), 'oml-chromium-'))
   let context: BrowserContext
   try {
@@ -119,6 +123,7 @@ export async function launchChromium(allowedOrigin: string): Promise<HeadlessChr
       headless: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 1000, height: 800 },
+      deviceScaleFactor,
       timeout: 30_000,
     })
   } catch (err) {
