@@ -91,6 +91,9 @@ const EXPECTED: Record<string, Record<ChainNode, Expected>> = {
   },
 }
 
+/** An address that cannot resolve; the last test asks the page for it. */
+const OFFSITE_PROBE = 'http://offsite.invalid/probe'
+
 let mermaid: MermaidPage
 
 beforeAll(async () => {
@@ -98,8 +101,8 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  // Every request the page made went to the loopback server.
-  expect(mermaid?.browser.offsite).toEqual([])
+  // Mermaid asked for nothing but what the loopback server has.
+  expect(mermaid?.browser.offsite.filter((url) => url !== OFFSITE_PROBE)).toEqual([])
   await mermaid?.close()
 })
 
@@ -205,6 +208,20 @@ describe('hostile names', () => {
     expect(drawn.handlers).toEqual([])
     // Their markup is text: escaped in the serialized SVG.
     expect(drawn.svg).toContain('&lt;img src=x onerror=alert(1)&gt;')
+  })
+})
+
+describe('the page', () => {
+  it('reaches nothing but the loopback server: other requests are refused and recorded', async () => {
+    const outcome = await mermaid.browser.page.evaluate(async (url) => {
+      const { fetch } = globalThis as unknown as { fetch(url: string): Promise<unknown> }
+      return fetch(url).then(
+        () => 'answered',
+        () => 'refused',
+      )
+    }, OFFSITE_PROBE)
+    expect(outcome).toBe('refused')
+    expect(mermaid.browser.offsite).toContain(OFFSITE_PROBE)
   })
 })
 
