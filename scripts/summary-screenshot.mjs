@@ -73,6 +73,12 @@ try {
   const browser = await launchChromium(site.origin, { deviceScaleFactor: 2 })
   try {
     const { page } = browser
+    // Mermaid draws some shapes through rough.js, with random control points on
+    // straight lines: a fixed sequence makes the same picture on every run.
+    await page.addInitScript(() => {
+      let seed = 1
+      Math.random = () => (seed = (seed * 16807) % 2147483647) / 2147483647
+    })
     await page.goto(`${site.origin}/`)
     await page.evaluate(async () => {
       const { mermaid } = globalThis
