@@ -204,7 +204,7 @@ export async function openMermaidPage(): Promise<MermaidPage> {
       type: 'text/javascript; charset=utf-8',
     },
   })
-  let browser: HeadlessChromium
+  let browser: HeadlessChromium | undefined
   try {
     browser = await launchChromium(site.origin)
     await browser.page.goto(`${site.origin}/`)
@@ -213,15 +213,18 @@ export async function openMermaidPage(): Promise<MermaidPage> {
       mermaid.initialize({ startOnLoad: false, securityLevel: 'strict' })
     })
   } catch (err) {
+    // A page that did not load must not leave chromium and its profile behind.
+    await browser?.close()
     await site.close()
     throw err
   }
+  const opened = browser
   let renders = 0
   return {
-    browser,
-    render: (definition) => renderIn(browser.page, definition, `diagram${renders++}`),
+    browser: opened,
+    render: (definition) => renderIn(opened.page, definition, `diagram${renders++}`),
     close: async () => {
-      await browser.close()
+      await opened.close()
       await site.close()
     },
   }
