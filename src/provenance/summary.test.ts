@@ -189,12 +189,22 @@ describe('summarizeProvenance on a Chains PipelineRun (SLSA v0.2) predicate', ()
   })
 })
 
-describe('summarizeProvenance on a SLSA v1 predicate (Chains slsa/v2alpha*)', () => {
+// Byproduct names: slsa/v2alpha3 `pipelineRunResults/<NAME>`, slsa/v2alpha4
+// `pipelineRunResults/<run>/<NAME>`; a StepAction's `stepResults/...` is not the run's.
+describe.each([
+  ['slsa/v2alpha3', (name: string) => `pipelineRunResults/${name}`],
+  ['slsa/v2alpha4', (name: string) => `pipelineRunResults/oml-chains-x7k2p/${name}`],
+])('summarizeProvenance on a SLSA v1 predicate (Chains %s)', (_format, nameOf) => {
   const result = (name: string, value: unknown) => ({
-    name: `pipelineRunResults/${name}`,
+    name: nameOf(name),
     mediaType: 'application/json',
     content: Buffer.from(JSON.stringify(value)).toString('base64'),
   })
+  const stepResult = {
+    name: 'stepResults/oml-chains-x7k2p-train/ACCURACY',
+    mediaType: 'application/json',
+    content: Buffer.from(JSON.stringify('0.1')).toString('base64'),
+  }
   const statement: SlsaV1Statement = {
     _type: STATEMENT_V1,
     subject: [{ name: 'registry.local:5000/ml-iris', digest: { sha256: 'ab'.repeat(32) } }],
@@ -220,6 +230,7 @@ describe('summarizeProvenance on a SLSA v1 predicate (Chains slsa/v2alpha*)', ()
       runDetails: {
         builder: { id: 'https://tekton.dev/chains/v2' },
         byproducts: [
+          stepResult,
           result('DATASET_URL', 'registry.local:5000/ml-iris:data'),
           result('DATASET_DIGEST', datasetDigest),
           result('ACCURACY', '0.9'),

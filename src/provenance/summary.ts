@@ -203,12 +203,19 @@ function extractV02(predicate: Json): Extracted {
   }
 }
 
-/** Chains stores each result as a byproduct `…Results/<NAME>` whose content is base64 of its JSON value. */
+/**
+ * Chains stores each result as a byproduct whose content is base64 of its
+ * JSON value, named `taskRunResults/<NAME>` or `pipelineRunResults/<NAME>`
+ * (slsa/v2alpha3), with the run's name before `<NAME>` in slsa/v2alpha4.
+ * StepAction results (`stepResults/...`) are not the run's.
+ */
+const RESULT_BYPRODUCT = /^(?:taskRunResults|pipelineRunResults)\/(?:[^/]+\/)?([^/]+)$/
+
 function readByproductResults(byproducts: unknown): Result[] {
   const results: Result[] = []
   for (const entry of asArray(byproducts)) {
     const byproduct = asRecord(entry)
-    const match = /Results\/(.+)$/.exec(asString(byproduct?.name) ?? '')
+    const match = RESULT_BYPRODUCT.exec(asString(byproduct?.name) ?? '')
     const content = asString(byproduct?.content)
     const name = match?.[1]
     if (name === undefined || content === undefined) continue
