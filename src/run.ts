@@ -24,6 +24,7 @@ import { installTekton } from './phases/tekton.js'
 import { prepareTrainerImage, type TrainerImage } from './phases/trainer-image.js'
 import { ruleDataFor, verifyModel } from './phases/verify.js'
 import { EMBEDDED_REGISTRY, PIPELINE_SERVICE_ACCOUNT, RUN_NAMESPACE, type Plan } from './plan.js'
+import type { RegistryClient } from './oci/client.js'
 import { createRegistryClient } from './registry-client.js'
 import {
   loadCreated,
@@ -101,11 +102,113 @@ async function train(
   const workDir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'oml-chains-'))
   const registry = await createRegistryClient(plan.registryAuth)
   const target = { namespace: RUN_NAMESPACE, serviceAccount: PIPELINE_SERVICE_ACCOUNT }
+  const { signingKey, cluster, dataset, trainer, tekton, credentials, reached } = await prepare(
+    plan,
+    { report, timings, hooks, registry, workDir, deadline, target },
+  )
+  core.info(`dataset ${formatReference(dataset.reference)}`)
+  report.trainerImage = formatReference(trainer.image)
+  const kube = cluster.kube
 
-  // Side by side, each as soon as what it needs is there: the key (CPU), the
-  // dataset lookup (network), the cluster (minutes), the trainer image build
-  // (minutes, pushed once the cluster's registry answers), then Tekton and the
-  // run's namespace on the cluster.
+  for (const component of [tekton.pipelines, tekton.chains]) {
+    const release = component.release
+    core.info(
+      `Tekton ${component.component} ${component.version}: ${component.action}` +
+        (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
+    )
+  }
+  core.info(trainerLine(trainer))
+  if (!trainer.image.digest) {
+    core.warning(
+      `trainer-image ${formatReference(trainer.image)} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
+    )
+  }
+  if (reached) {
+    core.info(`a pod reached ${reached.map((r) => `${r.url} (HTTP ${r.status})`).join(', ')}`)
+  }
+  core.info(
+    credentials.secret
+      ? `registry credentials for ${credentials.registries.join(', ')} in ${RUN_NAMESPACE}/${credentials.secret}`
+      : 'no registry the run uses needs credentials',
+  )
+
+  // Downloaded while the pipeline runs; awaited only by the policy phase.
+  const ecBinary = installEc(plan.ecVersion)
+  ecBinary.catch(() => undefined)
+  const trained = await timings.phase('Pipeline', () =>
+    runPipeline(
+      {
+        image: plan.image,
+        dataset: dataset.reference,
+        trainerImage: trainer.image,
+        pipelinePath: plan.pipelinePath,
+        params: plan.params,
+        ...target,
+      },
+      { kube, deadline },
+    ),
+  )
+  const model = {
+    registry: plan.image.registry,
+    repository: plan.image.repository,
+    digest: trained.imageDigest,
+  }
+  report.model = model
+  report.pipelineRun = trained.pipelineRun
+  core.info(`model ${formatReference(model)} (PipelineRun ${trained.pipelineRun})`)
+
+  const provenancePath = path.join(workDir, 'provenance.json')
+  const signed = await timings.phase('Chains', () =>
+    waitForChains(
+      {
+        pipelineRun: trained.pipelineRun,
+        image: model,
+        publicKeyPem: signingKey.publicKeyPem,
+        provenancePath,
+      },
+      { kube, registry, deadline },
+    ),
+  )
+  report.provenancePath = signed.provenancePath
+  report.trainerImage = signed.provenance.trainerImage ?? report.trainerImage
+  report.accuracy = signed.provenance.accuracy
+
+  const verifyInputs = {
+    image: model,
+    publicKeyPem: signingKey.publicKeyPem,
+    policyPath: plan.policyPath,
+    allowedDatasetPrefixes: plan.allowedDatasetPrefixes,
+    minAccuracy: plan.minAccuracy,
+  }
+  report.policy = { path: plan.policyPath, ruleData: ruleDataFor(verifyInputs) }
+  const ec = await timings.phase('Enterprise Contract', async () =>
+    verifyModel(verifyInputs, { ec: await ecBinary, workDir, deadline }),
+  )
+  report.ec = ec
+  report.verdict = ec.verdict
+  if (ec.verdict === 'error') report.error = ec.error
+}
+
+interface PrepareContext {
+  report: RunReport
+  timings: Timings
+  hooks: FlowHooks
+  registry: RegistryClient
+  workDir: string
+  deadline: number
+  target: { namespace: string; serviceAccount: string }
+}
+
+/**
+ * Everything the pipeline needs, side by side, each phase as soon as what it
+ * needs is there: the key (CPU), the dataset lookup (network), the cluster
+ * (minutes), the trainer image build (minutes, pushed once the cluster's
+ * registry answers), then Tekton, the run's namespace and, next to kind, the
+ * registry check from a pod. Waits for all of them before throwing the first
+ * failure (see `settled`).
+ */
+async function prepare(plan: Plan, ctx: PrepareContext) {
+  const { report, timings, hooks, registry, workDir, deadline, target } = ctx
   // What the run learns goes into the report as soon as it is known, so a
   // run that fails later still shows it.
   report.dataset = { url: formatReference(plan.dataset) }
@@ -205,89 +308,7 @@ async function train(
     credentialsPhase,
     registryCheckPhase,
   ] as const)
-  core.info(`dataset ${formatReference(dataset.reference)}`)
-  report.trainerImage = formatReference(trainer.image)
-  const kube = cluster.kube
-
-  for (const component of [tekton.pipelines, tekton.chains]) {
-    const release = component.release
-    core.info(
-      `Tekton ${component.component} ${component.version}: ${component.action}` +
-        (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
-    )
-  }
-  core.info(trainerLine(trainer))
-  if (!trainer.image.digest) {
-    core.warning(
-      `trainer-image ${formatReference(trainer.image)} is not pinned by digest: the policy's trainer.pinned rule will reject the model`,
-    )
-  }
-  if (reached) {
-    core.info(
-      `a pod reached ${reached.map((r) => `${r.url} (HTTP ${'status' in r ? r.status : '?'})`).join(', ')}`,
-    )
-  }
-  core.info(
-    credentials.secret
-      ? `registry credentials for ${credentials.registries.join(', ')} in ${RUN_NAMESPACE}/${credentials.secret}`
-      : 'no registry the run uses needs credentials',
-  )
-
-  // Downloaded while the pipeline runs; awaited only by the policy phase.
-  const ecBinary = installEc(plan.ecVersion)
-  ecBinary.catch(() => undefined)
-  const trained = await timings.phase('Pipeline', () =>
-    runPipeline(
-      {
-        image: plan.image,
-        dataset: dataset.reference,
-        trainerImage: trainer.image,
-        pipelinePath: plan.pipelinePath,
-        params: plan.params,
-        ...target,
-      },
-      { kube, deadline },
-    ),
-  )
-  const model = {
-    registry: plan.image.registry,
-    repository: plan.image.repository,
-    digest: trained.imageDigest,
-  }
-  report.model = model
-  report.pipelineRun = trained.pipelineRun
-  core.info(`model ${formatReference(model)} (PipelineRun ${trained.pipelineRun})`)
-
-  const provenancePath = path.join(workDir, 'provenance.json')
-  const signed = await timings.phase('Chains', () =>
-    waitForChains(
-      {
-        pipelineRun: trained.pipelineRun,
-        image: model,
-        publicKeyPem: signingKey.publicKeyPem,
-        provenancePath,
-      },
-      { kube, registry, deadline },
-    ),
-  )
-  report.provenancePath = signed.provenancePath
-  report.trainerImage = signed.provenance.trainerImage ?? report.trainerImage
-  report.accuracy = signed.provenance.accuracy
-
-  const verifyInputs = {
-    image: model,
-    publicKeyPem: signingKey.publicKeyPem,
-    policyPath: plan.policyPath,
-    allowedDatasetPrefixes: plan.allowedDatasetPrefixes,
-    minAccuracy: plan.minAccuracy,
-  }
-  report.policy = { path: plan.policyPath, ruleData: ruleDataFor(verifyInputs) }
-  const ec = await timings.phase('Enterprise Contract', async () =>
-    verifyModel(verifyInputs, { ec: await ecBinary, workDir, deadline }),
-  )
-  report.ec = ec
-  report.verdict = ec.verdict
-  if (ec.verdict === 'error') report.error = ec.error
+  return { signingKey, cluster, dataset, trainer, tekton, credentials, reached }
 }
 
 /**
