@@ -2,9 +2,10 @@
  * `oml-chains run` from the committed bundle (dist/cli/index.js), as a user
  * runs it: a separate Node 24 process with a bare environment (no
  * GITHUB_ACTIONS), judged by its exit code, stdout, stderr and files. The
- * full run goes against the harness as the action's does: an existing
- * cluster (real API server, stand-ins for what needs containers), a real
- * registry, the real trainer.
+ * full runs go against the harness as the action's do: an existing cluster
+ * (real API server, stand-ins for what needs containers), a real registry,
+ * the real trainer, and ec downloaded from the github.com stand-in: the ec
+ * stand-in, replaying the report of ec's that each test picks.
  */
 import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -17,8 +18,11 @@ import { flagOf } from '../src/cli/run-flags.js'
 import { INPUT_NAMES } from '../src/inputs.js'
 import { RegistryClient } from '../src/oci/client.js'
 import { parseReference } from '../src/oci/reference.js'
-import { ecVersion } from '../src/versions.js'
-import { startActionEnvironment, type ActionEnvironment } from './harness/action-env.js'
+import {
+  EC_FIXTURES,
+  startActionEnvironment,
+  type ActionEnvironment,
+} from './harness/action-env.js'
 import { repoRoot } from './harness/tools.js'
 import { STAND_IN_TRAINER_IMAGE } from './harness/standins/tekton.js'
 
@@ -100,10 +104,14 @@ describe('oml-chains run: the command line', () => {
   })
 
   it('without --dataset: exit 2, one line naming the flag', async () => {
+    const runDirs = async () =>
+      (await readdir(work)).filter((name) => name.startsWith('oml-chains-run-'))
+    const before = await runDirs()
     const stderr = expectUsageError(await run(['--trainer-image', STAND_IN_TRAINER_IMAGE]))
     expect(stderr).toMatch(/^oml-chains run: error: --dataset: is required/)
-    // Nothing was made: no temp directory for the run, no tool cache.
-    expect((await readdir(work)).filter((name) => name.startsWith('oml-chains-run-'))).toEqual([])
+    // Nothing was made: no temp directory for the run (runs of other tests
+    // leave theirs), no tool cache.
+    expect(await runDirs()).toEqual(before)
     expect(await readdir(home)).toEqual([])
   })
 
@@ -131,13 +139,12 @@ describe('oml-chains run against an existing cluster', () => {
   let env: ActionEnvironment
   let registry: ActionEnvironment['registry']
   let cluster: ActionEnvironment['cluster']
-  let dirs: ActionEnvironment['dirs']
   let datasetRef: string
   let datasetDigest: string
 
   beforeAll(async () => {
     env = await startActionEnvironment()
-    ;({ registry, cluster, dirs, datasetRef, datasetDigest } = env)
+    ;({ registry, cluster, datasetRef, datasetDigest } = env)
   }, 120_000)
 
   afterAll(async () => {
@@ -160,7 +167,7 @@ describe('oml-chains run against an existing cluster', () => {
     datasetRef,
   ]
 
-  it('trains, Chains signs; without ec: JSON with verdict error on stdout, progress on stderr, exit 1', async () => {
+  it('pass: JSON with verdict pass on stdout, progress on stderr, exit 0', async () => {
     const passwordFile = path.join(fixtureKeys, 'chains-testdata-cosign.password')
     const summary = path.join(work, 'summary.md')
     const cli = await run(
@@ -173,7 +180,7 @@ describe('oml-chains run against an existing cluster', () => {
         '--summary',
         summary,
       ],
-      { RUNNER_TOOL_CACHE: dirs.toolCache },
+      env.runEnv('happy-day.json'),
     )
     const r = result(cli)
     expect(cli.stdout.endsWith('}\n')).toBe(true)
@@ -195,38 +202,71 @@ describe('oml-chains run against an existing cluster', () => {
     }
     expect(provenance.subject.map((s) => `sha256:${s.digest.sha256}`)).toContain(served.digest)
 
-    // ec cannot be downloaded here (no internet): the run ends at the policy phase.
-    expect(cli.code).toBe(1)
-    expect(r.verdict).toBe('error')
-    const download = new RegExp(
-      `^download of https://github\\.com/conforma/cli/releases/download/${ecVersion.replace(/\./g, '\\.')}/ec_linux_(amd64|arm64).* failed`,
+    // ec from the github.com stand-in (the ec stand-in, replaying ec's own report).
+    expect(env.internet.github.requests(env.ec.asset)).toBe(1)
+    expect(env.internet.refused()).toEqual([])
+    expect(await readFile(r.report ?? '', 'utf8')).toBe(
+      await readFile(path.join(EC_FIXTURES, 'happy-day.json'), 'utf8'),
     )
-    expect(r.error).toMatch(download)
-    // Numbers only from ec's report, which there is none of.
-    expect(r).toMatchObject({ violations: null, warnings: null, report: null })
+    expect(cli.code).toBe(0)
+    expect(r).toMatchObject({ verdict: 'pass', violations: 0, warnings: 0 })
+    expect(r.error).toBeUndefined()
 
     // Progress went to stderr, as plain text: no workflow commands.
     for (const phase of ['Signing key', 'Cluster', 'Tekton', 'Pipeline', 'Chains']) {
       expect(cli.stderr).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
     expect(cli.stderr).toMatch(/^-- task train\n\[train\/train\] /m)
-    expect(cli.stderr).toMatch(/^Enterprise Contract: failed in /m)
+    expect(cli.stderr).toMatch(/^Enterprise Contract: done in /m)
     expect(cli.stderr).not.toMatch(/^::/m)
     // On an existing cluster the cleanup after the run removes nothing.
     expect(cli.stderr).toMatch(/nothing to clean up/)
-    expect(cli.stderr.trimEnd().split('\n').pop()).toBe(`oml-chains run: error: ${r.error}`)
+    expect(cli.stderr.trimEnd().split('\n').pop()).toBe('oml-chains run: verdict pass')
     expect(cli.stdout + cli.stderr).not.toContain('PRIVATE KEY')
     expect(cli.stdout + cli.stderr).not.toMatch(/\n\s+at /)
 
     const written = await readFile(summary, 'utf8')
-    expect(written).toMatch(/^## oml-chains: ERROR\n/)
+    expect(written).toMatch(/^## oml-chains: PASS\n/)
     expect(written).toContain(r.image)
   }, 180_000)
 
+  it.each([
+    { given: 'the default', flags: [] as string[], code: 1 },
+    { given: '--fail-on-violation false', flags: ['--fail-on-violation', 'false'], code: 0 },
+  ])(
+    'fail, with $given: JSON with verdict fail, a line per violation, exit $code',
+    async ({ flags, code }) => {
+      const cli = await run(
+        [...onCluster('cli-fail'), ...flags],
+        env.runEnv('detailed-failures.json'),
+      )
+      const r = result(cli)
+      expect(r).toMatchObject({ verdict: 'fail', violations: 3, warnings: 0 })
+      expect(r.image).toMatch(new RegExp(`^${registry.host}/models/iris@sha256:[0-9a-f]{64}$`))
+      expect(r.error).toBeUndefined()
+      expect(await readFile(r.report ?? '', 'utf8')).toBe(
+        await readFile(path.join(EC_FIXTURES, 'detailed-failures.json'), 'utf8'),
+      )
+      expect(cli.stderr).toContain(
+        [
+          'violation: Reject with term rule: Fails always (term1)',
+          'violation: Reject with term rule: Fails always (term2)',
+          'violation: Reject rule: Fails always',
+        ].join('\n'),
+      )
+      expect(cli.stderr.trimEnd().split('\n').pop()).toBe(
+        'oml-chains run: the model does not meet the policy: 3 violations',
+      )
+      expect(cli.code).toBe(code)
+    },
+    180_000,
+  )
+
   it('takes a secret from the environment, never shows it, and names the flag it belongs to', async () => {
     const wrong = 'not-the-password-from-env'
+    // Never reaches ec; were it to, the stand-in would replay a pass.
     const cli = await run([...onCluster('cli-wrong-key'), '--signing-key', fixtureKey], {
-      RUNNER_TOOL_CACHE: dirs.toolCache,
+      ...env.runEnv('happy-day.json'),
       OML_CHAINS_SIGNING_KEY_PASSWORD: wrong,
     })
     expect(cli.code).toBe(1)

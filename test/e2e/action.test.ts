@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,18 +7,25 @@ import { verifyImageAttachments } from '../../src/cosign/attached.js'
 import { connect } from '../../src/kube/client.js'
 import { RegistryClient } from '../../src/oci/client.js'
 import { parseReference } from '../../src/oci/reference.js'
+import { ecVersion } from '../../src/versions.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
-import { startActionEnvironment, type ActionEnvironment } from '../harness/action-env.js'
+import {
+  EC_FIXTURES,
+  startActionEnvironment,
+  type ActionEnvironment,
+} from '../harness/action-env.js'
 import { repoRoot } from '../harness/tools.js'
 import { STAND_IN_TRAINER_IMAGE } from '../harness/standins/tekton.js'
 
 // The committed bundle (dist/index.js), run as the runner runs it, end to end
 // against an existing cluster: the real API server, registry, cosign and
 // trainer, with stand-ins only for what needs containers (see
-// test/harness/action-env.ts). ec is the one real part missing: it cannot be
-// built or downloaded here (test/fixtures/ec/README.md), so every run that
-// gets that far ends at the policy phase with verdict error. The runs that
-// reach a pass or fail verdict are the e2e workflow's, on real kind.
+// test/harness/action-env.ts). ec is downloaded from the github.com stand-in,
+// checked against its .sha256 and cached, as on a runner; what it downloads is
+// the ec stand-in (test/harness/standins/ec.mjs), since real ec cannot be built
+// or downloaded here. It judges nothing: each test picks which of ec's own
+// published reports (test/fixtures/ec/) it replays, so the runs below reach
+// every verdict and the gate the action puts on it.
 
 const fixtureKeys = path.join(repoRoot, 'test/fixtures/cosign-keys')
 const errorLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('::error'))
@@ -29,9 +36,12 @@ const visible = (stdout: string) =>
     .split('\n')
     .filter((l) => !l.startsWith('::add-mask::'))
     .join('\n')
-/** What the run says when it reaches the policy phase here. */
-const EC_UNREACHABLE =
-  /^::error::download of https:\/\/github\.com\/conforma\/cli\/releases\/download\/v0\.9\.115\/ec_linux_(amd64|arm64).* failed/
+/** The annotations of ec's report detailed-failures.json, as the runner reads them. */
+const DETAILED_FAILURES = [
+  '::error title=Reject with term rule::Fails always (term1)',
+  '::error title=Reject with term rule::Fails always (term2)',
+  '::error title=Reject rule::Fails always',
+]
 
 let env: ActionEnvironment
 let registry: ActionEnvironment['registry']
@@ -51,8 +61,11 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true })
 }, 60_000)
 
-/** Runs the bundle against the existing cluster, the model going to the test registry. */
-function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
+/**
+ * Runs the bundle against the existing cluster, the model going to the test
+ * registry; the ec stand-in replays `ecReport` (a file of test/fixtures/ec/).
+ */
+function runOnCluster(inputs: Record<string, string>, ecReport: string): Promise<ActionStep> {
   return runActionStep(
     {
       cluster: 'existing',
@@ -62,30 +75,79 @@ function runOnCluster(inputs: Record<string, string>): Promise<ActionStep> {
       'trainer-image': STAND_IN_TRAINER_IMAGE,
       ...inputs,
     },
-    { env: { RUNNER_TOOL_CACHE: env.dirs.toolCache } },
+    { env: env.runEnv(ecReport) },
   )
 }
 
-describe('the action, end to end on an existing cluster', () => {
-  it('trains, and Chains signs, the model; without ec it ends with verdict error and a summary', async () => {
-    const step = await runOnCluster({ dataset: datasetRef })
+/**
+ * ec came from the github.com stand-in: downloaded and checked once in this
+ * file (by whichever run came first), from the tool cache after that; and the
+ * bundle asked the network for nothing else.
+ */
+function expectEcFromTheReleaseHost(step: ActionStep): void {
+  const { ec, internet } = env
+  expect(internet.github.requests(ec.asset)).toBe(1)
+  expect(internet.github.requests(ec.checksum)).toBe(1)
+  expect(internet.refused()).toEqual([])
+  expect(step.stdout).toMatch(
+    new RegExp(
+      `^ec ${ecVersion.replace(/\./g, '\\.')}: (sha256 [0-9a-f]{64} verified \\(published in ${ec.url.replace(/\./g, '\\.')}\\.sha256\\)|from the tool cache, .*)$`,
+      'm',
+    ),
+  )
+}
+
+function buildTypeOf(statement: { predicate: unknown }): unknown {
+  return (statement.predicate as { buildType?: unknown }).buildType
+}
+
+/** The report the run exposes is, byte for byte, the one of ec's that the stand-in replayed. */
+async function expectReplayed(step: ActionStep, fixture: string): Promise<void> {
+  expect(step.stdout).toContain(`ec stand-in: replaying ${fixture}, a report real ec printed`)
+  expect(step.files.report).toBe(await readFile(path.join(EC_FIXTURES, fixture), 'utf8'))
+}
+
+describe('the action, end to end on an existing cluster: the verdict gate', () => {
+  it('pass: the step succeeds, with every output and the summary', async () => {
+    const kube = connect(cluster.kube.kubeconfig)
+    // The first run on this cluster installs Tekton, later ones keep it.
+    const installed = await kube.core
+      .readNamespacedConfigMap({ name: 'pipelines-info', namespace: 'tekton-pipelines' })
+      .then(
+        () => true,
+        () => false,
+      )
+    const step = await runOnCluster({ dataset: datasetRef }, 'happy-day.json')
     expect(step.outputs['dataset-digest']).toBe(datasetDigest)
     const publicKey = step.outputs['public-key']
     expect(publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
-    // The generated password and private key were masked before anything else.
-    const masks = step.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'))
-    expect(masks.length).toBeGreaterThanOrEqual(2)
-    expect(visible(step.stdout)).not.toContain('PRIVATE KEY')
-    // Tekton from the tool cache, Chains holding the key the output names.
+    // Tekton from the tool cache (or kept), Chains holding the key the output names.
     expect(step.stdout).toMatch(
-      /Tekton pipeline v1\.15\.0: installed from .* \(sha256 [0-9a-f]{64}, checked when it was cached\)/,
+      installed
+        ? /^Tekton pipeline v1\.15\.0: kept$/m
+        : /^Tekton pipeline v1\.15\.0: installed from .* \(sha256 [0-9a-f]{64}, checked when it was cached\)$/m,
     )
-    const kube = connect(cluster.kube.kubeconfig)
     const secret = await kube.core.readNamespacedSecret({
       name: 'signing-secrets',
       namespace: 'tekton-chains',
     })
-    expect(Buffer.from(secret.data?.['cosign.pub'] ?? '', 'base64').toString()).toBe(publicKey)
+    const held = (key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64').toString()
+    expect(held('cosign.pub')).toBe(publicKey)
+    // The generated password was masked before anything else was printed, and
+    // the private key (and each of its lines) before its phase ended.
+    const lines = step.stdout.split('\n')
+    expect(lines[0]).toBe(`::add-mask::${held('cosign.password')}`)
+    const keyMasks = held('cosign.key')
+      .split('\n')
+      .filter((l) => l.length >= 4)
+      .map((l) => `::add-mask::${l}`)
+    const phaseEnd = lines.findIndex((l) => l.startsWith('Signing key: done in '))
+    for (const mask of keyMasks) {
+      expect(lines.indexOf(mask), mask).toBeGreaterThan(0)
+      expect(lines.indexOf(mask), mask).toBeLessThan(phaseEnd)
+    }
+    expect(visible(step.stdout)).not.toContain('PRIVATE KEY')
+    expect(visible(step.stdout)).not.toContain(held('cosign.password'))
     await kube.core.readNamespacedServiceAccount({
       name: 'oml-chains-pipeline',
       namespace: 'oml-chains',
@@ -114,17 +176,25 @@ describe('the action, end to end on an existing cluster', () => {
       'Registry credentials',
       'Pipeline',
       'Chains',
+      'Enterprise Contract',
     ]) {
       expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
-    // ec cannot be downloaded here (no internet), and no stand-in plays it:
-    // the run ends in verdict error, saying why, with what it knows.
-    expect(step.stdout).toMatch(/^Enterprise Contract: failed in /m)
-    expect(step.code).toBe(1)
-    expect(step.outputs.verdict).toBe('error')
-    expect(step.outputs.violations).toBeUndefined()
-    expect(errorLines(step.stdout)).toEqual([expect.stringMatching(EC_UNREACHABLE)])
-    expect(step.summary).toMatch(/^## oml-chains: ERROR\n/)
+    // ec: downloaded, checked and cached; run on the model with the run's key.
+    expectEcFromTheReleaseHost(step)
+    expect(step.stdout).toContain(`--image ${step.outputs.image}`)
+    await expectReplayed(step, 'happy-day.json')
+    // The verdict: pass, the step succeeds, nothing is annotated.
+    expect(step.code).toBe(0)
+    expect(step.outputs.verdict).toBe('pass')
+    expect(step.outputs.violations).toBe('0')
+    expect(step.outputs.warnings).toBe('0')
+    expect(errorLines(step.stdout)).toEqual([])
+    expect(step.stdout).toMatch(/^verdict: pass$/m)
+    expect(step.summary).toMatch(
+      /^## oml-chains: PASS\n\nEnterprise Contract checked the model against the policy and found no violations\.\n/,
+    )
+    expect(step.summary).toContain('0 violations, 0 warnings, 4 checks passed.')
     expect(step.summary).toContain(step.outputs.image!)
     expect(step.summary).toContain(publicKey)
     expect(step.state.isPost).toBe('true')
@@ -134,24 +204,85 @@ describe('the action, end to end on an existing cluster', () => {
     expect(post.stdout).toMatch(/nothing to clean up/)
   })
 
-  it('uses the given signing key, masking its password, and exposes its public key', async () => {
+  it('pass with a warning, signed with the given key: the step succeeds, the warning counted', async () => {
     const password = readFileSync(path.join(fixtureKeys, 'chains-testdata-cosign.password'), 'utf8')
-    const step = await runOnCluster({
-      dataset: datasetRef,
-      'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
-      'signing-key-password': password,
-    })
+    const step = await runOnCluster(
+      {
+        dataset: datasetRef,
+        'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
+        'signing-key-password': password,
+      },
+      'future-failure-is-a-warning.json',
+    )
     const pub = readFileSync(path.join(fixtureKeys, 'chains-testdata-cosign.pub'), 'utf8')
     expect(step.outputs['public-key']?.trim()).toBe(pub.trim())
     expect(step.stdout).toContain(`::add-mask::${password}`)
-    // Chains signed the model with that key: its attestation verifies with it.
+    // Chains signed the model with that key: its signature and both
+    // attestations (the TaskRun's and the PipelineRun's) verify with it.
     const image = parseReference(step.outputs.image!)
     const client = new RegistryClient({ insecure: () => true })
     const attached = await verifyImageAttachments(client, { ...image, digest: image.digest! }, pub)
-    expect(attached.attestations.length).toBeGreaterThan(0)
-    expect(errorLines(step.stdout)).toEqual([expect.stringMatching(EC_UNREACHABLE)])
+    expect(attached.signatures).toHaveLength(1)
+    expect(attached.attestations.map((a) => buildTypeOf(a.statement)).sort()).toEqual([
+      'tekton.dev/v1/PipelineRun',
+      'tekton.dev/v1/TaskRun',
+    ])
+    expectEcFromTheReleaseHost(step)
+    await expectReplayed(step, 'future-failure-is-a-warning.json')
+    expect(step.code).toBe(0)
+    expect(step.outputs.verdict).toBe('pass')
+    expect(step.outputs.violations).toBe('0')
+    expect(step.outputs.warnings).toBe('1')
+    expect(errorLines(step.stdout)).toEqual([])
+    expect(step.summary).toMatch(/^## oml-chains: PASS\n\n.*found no violations \(1 warning\)\.\n/)
+    expect(step.summary).toContain('Fails in 2099.')
   })
 
+  it('fail with fail-on-violation true (the default): outputs and summary, one annotation per violation, then the step fails', async () => {
+    const step = await runOnCluster({ dataset: datasetRef }, 'detailed-failures.json')
+    expectEcFromTheReleaseHost(step)
+    await expectReplayed(step, 'detailed-failures.json')
+    expect(step.outputs.verdict).toBe('fail')
+    expect(step.outputs.violations).toBe('3')
+    expect(step.outputs.warnings).toBe('0')
+    expect(step.outputs.image).toMatch(new RegExp(`^${registry.host}/models/iris@sha256:`))
+    expect(step.outputs['public-key']).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
+    expect(step.summary).toMatch(
+      /^## oml-chains: FAIL\n\nEnterprise Contract found 3 violations: the model does not meet the policy\.\n\nThis step fails \(fail-on-violation: true\)\.\n/,
+    )
+    for (const msg of ['Fails always (term1)', 'Fails always (term2)', 'Fails always']) {
+      expect(step.summary).toContain(msg)
+    }
+    // One annotation per violation, then the failure that ends the step.
+    expect(errorLines(step.stdout)).toEqual([
+      ...DETAILED_FAILURES,
+      '::error::the model does not meet the policy: 3 violations (see the job summary)',
+    ])
+    expect(step.code).toBe(1)
+    noStack(step.stdout + step.stderr)
+  })
+
+  it('fail with fail-on-violation false: the step succeeds with verdict fail, violations still annotated', async () => {
+    const step = await runOnCluster(
+      { dataset: datasetRef, 'fail-on-violation': 'false' },
+      'detailed-failures.json',
+    )
+    expectEcFromTheReleaseHost(step)
+    await expectReplayed(step, 'detailed-failures.json')
+    expect(step.outputs.verdict).toBe('fail')
+    expect(step.outputs.violations).toBe('3')
+    expect(step.summary).toMatch(
+      /^## oml-chains: FAIL\n\n.*\n\nThis step does not fail \(fail-on-violation: false\): later steps can check the `verdict` output\.\n/,
+    )
+    expect(errorLines(step.stdout)).toEqual(DETAILED_FAILURES)
+    expect(step.stdout).toMatch(/^verdict: fail$/m)
+    expect(step.code).toBe(0)
+  })
+})
+
+// These runs never reach ec; were one to, the stand-in would replay a pass
+// and the verdict checks below would fail.
+describe('the action, end to end on an existing cluster: runs that end in error', () => {
   it("a broken pipeline step: verdict error, with the failing step's log in the error", async () => {
     const pipeline = path.join(work, 'broken.yaml')
     await writeFile(
@@ -178,7 +309,7 @@ describe('the action, end to end on an existing cluster', () => {
         '',
       ].join('\n'),
     )
-    const step = await runOnCluster({ dataset: datasetRef, pipeline })
+    const step = await runOnCluster({ dataset: datasetRef, pipeline }, 'happy-day.json')
     expect(step.code).toBe(1)
     expect(step.outputs.verdict).toBe('error')
     expect(step.outputs.digest).toBeUndefined()
@@ -195,11 +326,14 @@ describe('the action, end to end on an existing cluster', () => {
   })
 
   it('names signing-key when the key does not open with its password', async () => {
-    const step = await runOnCluster({
-      dataset: datasetRef,
-      'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
-      'signing-key-password': 'not-the-password',
-    })
+    const step = await runOnCluster(
+      {
+        dataset: datasetRef,
+        'signing-key': path.join(fixtureKeys, 'chains-testdata-cosign.key'),
+        'signing-key-password': 'not-the-password',
+      },
+      'happy-day.json',
+    )
     expect(step.code).toBe(1)
     expect(errorLines(step.stdout)).toEqual([
       expect.stringMatching(
@@ -212,7 +346,15 @@ describe('the action, end to end on an existing cluster', () => {
   })
 
   it('fails in seconds, naming the dataset, when it does not exist', async () => {
-    const step = await runOnCluster({ dataset: `${registry.host}/datasets/missing:data` })
+    const started = Date.now()
+    const step = await runOnCluster(
+      { dataset: `${registry.host}/datasets/missing:data` },
+      'happy-day.json',
+    )
+    // Seconds: the bundle starts, the cluster answers and the registry says 404;
+    // nothing is installed or trained.
+    expect(Date.now() - started).toBeLessThan(15_000)
+    expect(step.stdout).not.toMatch(/^(Tekton|Pipeline):/m)
     expect(step.code).toBe(1)
     expect(errorLines(step.stdout)).toEqual([
       expect.stringMatching(
