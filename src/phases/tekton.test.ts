@@ -6,8 +6,11 @@ import { startTestCluster, type TestCluster } from '../../test/harness/cluster.j
 import { startReleaseHost, type ReleaseHost } from '../../test/harness/release-host.js'
 import { useRunnerDirs, type RunnerDirs } from '../../test/harness/runner-dirs.js'
 import { repoRoot } from '../../test/harness/tools.js'
+import { stringify } from 'yaml'
 import { openPrivateKey } from '../cosign/keys.js'
+import { applyManifests } from '../kube/apply.js'
 import { connect, type Kube } from '../kube/client.js'
+import { parseManifests } from '../kube/objects.js'
 import { fetchTektonRelease, type ReleaseSources } from '../tools/tekton/release.js'
 import { prepareSigningKey, type SigningKey } from './signing.js'
 import {
@@ -24,17 +27,16 @@ import {
 // what needs containers: pods becoming ready (the kubelet) and Tekton's
 // admission webhook starting to serve. The release manifests are shaped like
 // Tekton's and served by a stand-in release host with a GitHub-like API.
+// Each describe block starts the cluster its tests need (without Tekton, with
+// Pipelines only, with both) and has a tool cache of its own, so each test
+// runs the same alone or in any order.
 
 const manifests = path.join(repoRoot, 'test/harness/manifests')
-let cluster: TestCluster
-let kube: Kube
 let host: ReleaseHost
-let dirs: RunnerDirs
 let sources: ReleaseSources
 const stalled = new Set<string>()
 
-async function publish(component: 'pipeline' | 'chains', version: string, file: string) {
-  const bytes = await readFile(path.join(manifests, file))
+async function publish(component: 'pipeline' | 'chains', version: string, bytes: Uint8Array) {
   host.asset(`/${component}/previous/${version}/release.yaml`, bytes)
   const digest = createHash('sha256').update(bytes).digest('hex')
   host.route(`/repos/tektoncd/${component}/releases/tags/${version}`, (_req, res) => {
@@ -44,27 +46,50 @@ async function publish(component: 'pipeline' | 'chains', version: string, file: 
   return digest
 }
 
+let pipelineDigest: string
+let chainsDigest: string
+
 beforeAll(async () => {
-  ;[cluster, host, dirs] = await Promise.all([
-    startTestCluster({
+  host = await startReleaseHost()
+  sources = { manifestBase: host.url, githubApi: host.url }
+  ;[pipelineDigest, chainsDigest] = await Promise.all([
+    readFile(path.join(manifests, 'tekton-pipelines-release.yaml')).then((bytes) =>
+      publish('pipeline', 'v1.15.0', bytes),
+    ),
+    readFile(path.join(manifests, 'tekton-chains-release.yaml')).then((bytes) =>
+      publish('chains', 'v0.29.2', bytes),
+    ),
+  ])
+})
+
+afterAll(async () => {
+  await host?.close()
+})
+
+/**
+ * A cluster and a runner tool cache for one describe block: made before its
+ * tests, removed after them.
+ */
+function useCluster() {
+  const handle: { cluster: TestCluster; kube: Kube; dirs: RunnerDirs } = {} as never
+  beforeAll(async () => {
+    handle.dirs = await useRunnerDirs()
+    handle.cluster = await startTestCluster({
       stall: (namespace, name) =>
         stalled.has(`${namespace}/${name}`)
           ? { reason: 'ImagePullBackOff', message: 'Back-off pulling image "busybox"' }
           : undefined,
       // Admission starts to work a little after the webhook Deployment exists.
       webhookReadyAfterMs: 1_500,
-    }),
-    startReleaseHost(),
-    useRunnerDirs(),
-  ])
-  kube = connect(cluster.kube.kubeconfig)
-  sources = { manifestBase: host.url, githubApi: host.url }
-}, 120_000)
-
-afterAll(async () => {
-  await Promise.all([cluster?.stop(), host?.close()])
-  await dirs?.restore()
-})
+    })
+    handle.kube = connect(handle.cluster.kube.kubeconfig)
+  }, 120_000)
+  afterAll(async () => {
+    await handle.cluster?.stop()
+    await handle.dirs?.restore()
+  })
+  return handle
+}
 
 const plan = {
   tektonPipelinesVersion: 'v1.15.0',
@@ -75,7 +100,7 @@ const fetchRelease: typeof fetchTektonRelease = (component, version) =>
   fetchTektonRelease(component, version, sources)
 
 /** Records Secret and Deployment events in tekton-chains, in the order the API server sent them. */
-async function recordChainsEvents() {
+async function recordChainsEvents(kube: Kube) {
   const events: { kind: string; type: string; name: string; keys: string[] }[] = []
   const controllers = await Promise.all(
     (['secrets', 'deployments'] as const).map((resource) =>
@@ -96,17 +121,14 @@ async function recordChainsEvents() {
   return { events, stop: () => controllers.forEach((c) => c.abort()) }
 }
 
-describe('installTekton', () => {
-  let key: SigningKey
+describe('installTekton on a cluster without Tekton', () => {
+  const at = useCluster()
 
   it('installs both releases, Chains holding our key and config before its controller starts', async () => {
-    const [pipelineDigest, chainsDigest] = await Promise.all([
-      publish('pipeline', 'v1.15.0', 'tekton-pipelines-release.yaml'),
-      publish('chains', 'v0.29.2', 'tekton-chains-release.yaml'),
-    ])
-    key = await prepareSigningKey({})
+    const { kube, cluster } = at
+    const key = await prepareSigningKey({})
     // The namespace does not exist yet: watch from the moment it does.
-    const recorder = await recordChainsEvents()
+    const recorder = await recordChainsEvents(kube)
 
     const result = await installTekton(plan, key, {
       kube,
@@ -159,21 +181,37 @@ describe('installTekton', () => {
     expect(firstController).toBeGreaterThan(firstSecret)
 
     // Tekton's webhook admitted the dry-run Task: admission works, not only pods.
-    expect(cluster.webhook.admitted()).toBeGreaterThan(0)
+    expect(cluster.webhook.reviews()).toContainEqual(
+      expect.objectContaining({ resource: 'tekton.dev/v1/tasks', dryRun: true, allowed: true }),
+    )
   })
+})
+
+describe('installTekton where Pipelines and Chains already run', () => {
+  const at = useCluster()
+  let installedKey: SigningKey
+  beforeAll(async () => {
+    installedKey = await prepareSigningKey({})
+    await installTekton(plan, installedKey, {
+      kube: at.kube,
+      deadline: Date.now() + 90_000,
+      fetchRelease,
+    })
+  }, 120_000)
 
   it('applying again is idempotent and keeps what is running', async () => {
+    const { kube } = at
     const before = await kube.apps.readNamespacedDeployment({
       name: CHAINS_CONTROLLER,
       namespace: CHAINS_NAMESPACE,
     })
-    const again = await installTekton(plan, key, {
+    const again = await installTekton(plan, installedKey, {
       kube,
       deadline: Date.now() + 60_000,
       fetchRelease,
     })
-    expect(again.pipelines.action).toBe('kept')
-    expect(again.chains.action).toBe('kept')
+    expect(again.pipelines).toEqual({ component: 'pipeline', version: 'v1.15.0', action: 'kept' })
+    expect(again.chains).toEqual({ component: 'chains', version: 'v0.29.2', action: 'kept' })
     // The same key: the controller is restarted anyway (mounted secrets update slowly).
     const after = await kube.apps.readNamespacedDeployment({
       name: CHAINS_CONTROLLER,
@@ -183,6 +221,7 @@ describe('installTekton', () => {
   })
 
   it('puts a new key into a running Chains and waits for the restarted controller', async () => {
+    const { kube } = at
     const next = await prepareSigningKey({})
     await installTekton(plan, next, { kube, deadline: Date.now() + 60_000, fetchRelease })
     const secret = await kube.core.readNamespacedSecret({
@@ -199,10 +238,67 @@ describe('installTekton', () => {
     expect(controller.status?.observedGeneration).toBe(controller.metadata?.generation)
     expect(controller.status?.conditions?.find((c) => c.type === 'Available')?.status).toBe('True')
   })
+
+  it("says Tekton does not admit Tasks when its webhook refuses them, with the webhook's words", async () => {
+    const { kube, cluster } = at
+    cluster.webhook.deny('the webhook of this test refuses every Task')
+    try {
+      const failure = installTekton(plan, installedKey, {
+        kube,
+        deadline: Date.now() + 30_000,
+        fetchRelease,
+      })
+      await expect(failure).rejects.toThrow(
+        /^Tekton does not admit Tasks \(server-side dry-run create of a Task in namespace default\): .*the webhook of this test refuses every Task/,
+      )
+    } finally {
+      cluster.webhook.deny(undefined)
+    }
+  })
+})
+
+describe('installTekton where only Pipelines runs', () => {
+  const at = useCluster()
+  beforeAll(async () => {
+    const file = path.join(manifests, 'tekton-pipelines-release.yaml')
+    const release = parseManifests(await readFile(file, 'utf8'), file)
+    await applyManifests(at.kube, release, Date.now() + 60_000)
+  }, 120_000)
+
+  it.each([
+    ['ConfigMap', CHAINS_CONFIG, 'v0.29.1'],
+    ['Secret', SIGNING_SECRET, 'v0.29.0'],
+  ])(
+    'refuses a Chains release without its %s %s, naming the release, and applies none of it',
+    async (kind, name, version) => {
+      const { kube } = at
+      const file = path.join(manifests, 'tekton-chains-release.yaml')
+      const objects = parseManifests(await readFile(file, 'utf8'), file).filter(
+        (o) => !(o.kind === kind && o.metadata.name === name),
+      )
+      await publish('chains', version, Buffer.from(objects.map((o) => stringify(o)).join('---\n')))
+      const url = `${host.url}/chains/previous/${version}/release.yaml`
+
+      const failure = installTekton(
+        { ...plan, tektonChainsVersion: version },
+        await prepareSigningKey({}),
+        { kube, deadline: Date.now() + 30_000, fetchRelease },
+      )
+
+      await expect(failure).rejects.toThrow(
+        `${url} has no ${kind} ${name} in ${CHAINS_NAMESPACE}: is it a Tekton Chains release?`,
+      )
+      const namespaces = await kube.core.listNamespace()
+      expect(namespaces.items.map((n) => n.metadata?.name)).not.toContain(CHAINS_NAMESPACE)
+    },
+  )
 })
 
 describe('waitUntilAvailable', () => {
+  const at = useCluster()
+
   it('names a stalled Deployment and shows what its pod is waiting for', async () => {
+    const { kube } = at
     stalled.add('default/stuck')
     await kube.apps.createNamespacedDeployment({
       namespace: 'default',
