@@ -323,6 +323,12 @@ describe('waitUntilAvailable', () => {
   })
 })
 
+// Read in tektoncd/chains: `storage.oci.repository.insecure` reaches the
+// parsing of the image a .sig/.att is pushed for (name.NewDigest with
+// name.Insecure) from v0.28.0, and on the 0.27 line from v0.27.6 (a backport).
+// Before, only the storage repository got it: v0.26.9, built with a
+// go-containerregistry that no longer takes `.local` for plain HTTP, pushes
+// over HTTPS to the embedded registry.local:5000.
 describe('Chains versions', () => {
   it.each([
     ['v0.29.2', true],
