@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
 import { startTestCluster, type TestCluster } from '../../test/harness/cluster.js'
 import { startRegistry, type TestRegistry } from '../../test/harness/registry.js'
 import { startKubeletStandIn, type KubeletStandIn } from '../../test/harness/standins/kubelet.js'
@@ -14,7 +15,7 @@ import { repoRoot } from '../../test/harness/tools.js'
 import { publishDataset } from '../../test/harness/trainer.js'
 import { applyManifests } from '../kube/apply.js'
 import { connect, type Kube } from '../kube/client.js'
-import { parseManifests } from '../kube/objects.js'
+import { parseManifests, type KubeObject } from '../kube/objects.js'
 import { RegistryClient } from '../oci/client.js'
 import { parseReference, type Reference } from '../oci/reference.js'
 import { loadPipeline, runPipeline, type LogOutput, type PipelineInputs } from './pipeline.js'
@@ -193,6 +194,140 @@ describe('runPipeline', () => {
   })
 })
 
+describe('runPipeline: what a user pipeline reports, and a run that cannot start', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'pipeline-results-'))
+  })
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  /** A user's Pipeline whose one step writes `url` and `digest` as IMAGE_URL and IMAGE_DIGEST. */
+  async function pipelineReporting(name: string, url: string, digest: string): Promise<string> {
+    const file = path.join(dir, `${name}.yaml`)
+    await writeFile(
+      file,
+      [
+        'apiVersion: tekton.dev/v1',
+        'kind: Pipeline',
+        `metadata: {name: ${name}}`,
+        'spec:',
+        '  params: [{name: IMAGE}, {name: DATASET}, {name: TRAINER_IMAGE}]',
+        '  results:',
+        '    - {name: IMAGE_URL, value: $(tasks.push.results.IMAGE_URL)}',
+        '    - {name: IMAGE_DIGEST, value: $(tasks.push.results.IMAGE_DIGEST)}',
+        '  tasks:',
+        '    - name: push',
+        '      params: [{name: IMAGE, value: $(params.IMAGE)}]',
+        '      taskSpec:',
+        '        params: [{name: IMAGE}]',
+        '        results: [{name: IMAGE_URL}, {name: IMAGE_DIGEST}]',
+        '        steps:',
+        '          - name: push',
+        `            image: registry.local:5000/tools/sh@sha256:${'2'.repeat(64)}`,
+        '            script: |',
+        `              printf '%s' "${url}" > $(results.IMAGE_URL.path)`,
+        `              printf '%s' "${digest}" > $(results.IMAGE_DIGEST.path)`,
+        '',
+      ].join('\n'),
+    )
+    return file
+  }
+
+  const run = (more: Partial<PipelineInputs>, tag: string) =>
+    runPipeline(inputs(tag, more), {
+      kube,
+      deadline: Date.now() + 60_000,
+      output: recordOutput().output,
+      tektonDir,
+    })
+
+  it('refuses an IMAGE_DIGEST that is not a sha256 digest', async () => {
+    const pipelinePath = await pipelineReporting('short-digest', '$(params.IMAGE)', 'sha256:abc')
+    await expect(run({ pipelinePath }, 'run5')).rejects.toThrow(
+      /^PipelineRun oml-chains\/oml-chains-\w+ succeeded but its IMAGE_DIGEST result is "sha256:abc", not sha256:<64 hex digits>$/,
+    )
+  })
+
+  it('refuses an IMAGE_URL other than the image asked for: the model went elsewhere', async () => {
+    const elsewhere = 'quay.io/someone-else/model:v1'
+    const pipelinePath = await pipelineReporting('elsewhere', elsewhere, `sha256:${'a'.repeat(64)}`)
+    const err = await run({ pipelinePath }, 'run6').catch((e: unknown) => e as Error)
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^PipelineRun oml-chains/oml-chains-\\w+ succeeded but its IMAGE_URL result is "${elsewhere}", ` +
+          `not the image asked for \\(${registry.host}/ml/model:run6\\)$`,
+      ),
+    )
+  })
+
+  it('says why the PipelineRun cannot be created: an identity that may not create one', async () => {
+    // On a shared cluster the action may hold a Role without `create` on
+    // PipelineRuns: the real API server's RBAC refuses the create.
+    const namespace = 'no-pipelineruns'
+    const account = 'runner'
+    await kube.core.createNamespace({ body: { metadata: { name: namespace } } })
+    await kube.core.createNamespacedServiceAccount({
+      namespace,
+      body: { metadata: { name: account } },
+    })
+    const rules = [
+      { resources: ['tasks', 'pipelines'], verbs: ['get', 'list', 'create', 'patch', 'update'] },
+      { resources: ['pipelineruns', 'taskruns'], verbs: ['get', 'list', 'watch'] },
+    ].map((rule) => ({ apiGroups: ['tekton.dev'], ...rule }))
+    const rbac = 'rbac.authorization.k8s.io/v1'
+    await kube.objects.create({
+      apiVersion: rbac,
+      kind: 'Role',
+      metadata: { name: 'no-runs', namespace },
+      rules,
+    } as KubeObject)
+    await kube.objects.create({
+      apiVersion: rbac,
+      kind: 'RoleBinding',
+      metadata: { name: 'no-runs', namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'no-runs' },
+      subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
+    } as KubeObject)
+    const issued = await kube.core.createNamespacedServiceAccountToken({
+      name: account,
+      namespace,
+      body: { spec: { audiences: ['https://kubernetes.default.svc.cluster.local'] } },
+    })
+    const limited = connect(
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          {
+            name: 'test',
+            cluster: {
+              server: cluster.kube.server,
+              'certificate-authority-data': Buffer.from(cluster.kube.ca).toString('base64'),
+            },
+          },
+        ],
+        users: [{ name: account, user: { token: issued.status?.token } }],
+        contexts: [{ name: account, context: { cluster: 'test', user: account } }],
+        'current-context': account,
+      }),
+    )
+
+    const err = await runPipeline(inputs('run7', { namespace }), {
+      kube: limited,
+      deadline: Date.now() + 30_000,
+      output: recordOutput().output,
+      tektonDir,
+    }).catch((e: unknown) => e as Error)
+    expect((err as Error).message).toBe(
+      'creating the PipelineRun failed: HTTP 403: pipelineruns.tekton.dev is forbidden: ' +
+        `User "system:serviceaccount:${namespace}:${account}" cannot create resource "pipelineruns" ` +
+        `in API group "tekton.dev" in the namespace "${namespace}"`,
+    )
+  })
+})
+
 describe('loadPipeline', () => {
   let dir: string
   beforeAll(async () => {
@@ -223,6 +358,30 @@ describe('loadPipeline', () => {
     await writeFile(file, 'apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\n')
     await expect(loadPipeline(file, tektonDir)).rejects.toThrow(
       `pipeline ${file} must hold exactly one tekton.dev/v1 Pipeline (found none)`,
+    )
+  })
+
+  it("rejects a user's pipeline file that holds other kinds than Tasks and a Pipeline", async () => {
+    const file = path.join(dir, 'with-configmap.yaml')
+    await writeFile(
+      file,
+      [
+        'apiVersion: tekton.dev/v1',
+        'kind: Pipeline',
+        'metadata: {name: mine}',
+        'spec:',
+        '  results: [{name: IMAGE_URL, value: x}, {name: IMAGE_DIGEST, value: y}]',
+        '  tasks: []',
+        '---',
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata: {name: settings}',
+        'data: {a: b}',
+        '',
+      ].join('\n'),
+    )
+    await expect(loadPipeline(file, tektonDir)).rejects.toThrow(
+      `pipeline ${file} may hold only Tasks and one Pipeline, not ConfigMap settings`,
     )
   })
 })
