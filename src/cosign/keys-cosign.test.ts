@@ -195,6 +195,10 @@ describe('keys from cosign generate-key-pair', () => {
     const verified = await verifyBlob(d)
     expect(verified.stderr).toContain('Verified OK')
 
-    await expect(openPrivateKey(pem, 'wrong')).rejects.toBeInstanceOf(KeyError)
+    const wrong = openPrivateKey(pem, 'wrong')
+    await expect(wrong).rejects.toBeInstanceOf(KeyError)
+    await expect(wrong).rejects.toThrow(
+      'cannot decrypt the cosign private key: wrong password, or the key was altered (secretbox authentication failed)',
+    )
   })
 })

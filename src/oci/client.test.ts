@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRegistry, type TestRegistry } from '../../test/harness/registry.js'
+import { startReleaseHost } from '../../test/harness/release-host.js'
 import {
   startAuthFront,
   type AuthFront,
@@ -102,8 +103,18 @@ describe('RegistryClient against the real registry', () => {
     pushed = await pushArtifact(client, dataset, 'data')
   })
 
-  it('answers a ping', async () => {
-    await client.ping(registry.host)
+  it('answers a ping from a registry, and refuses a server that is not one', async () => {
+    await expect(client.ping(registry.host)).resolves.toBeUndefined()
+    // An HTTP server without the registry API: 404 on /v2/.
+    const other = await startReleaseHost()
+    try {
+      const host = new URL(other.url).host
+      await expect(clientFor([host]).ping(host)).rejects.toThrow(
+        `registry ${host}: GET /v2/: HTTP 404`,
+      )
+    } finally {
+      await other.close()
+    }
   })
 
   it('speaks https unless a registry is named insecure', () => {
@@ -496,6 +507,11 @@ describe('RegistryClient when the registry misbehaves', () => {
       .catch((err: unknown) => err)
     expect(byTag).toBeInstanceOf(DigestMismatchError)
     expect((byTag as DigestMismatchError).expected).toBe(digest)
+    expect((byTag as Error).message).toMatch(
+      new RegExp(
+        `^registry ${f.host}: GET /v2/tamper/manifests/manifests/v1: content has digest sha256:[0-9a-f]{64}, expected ${digest}$`,
+      ),
+    )
   })
 
   it('retries 503s with backoff and then succeeds', async () => {

@@ -314,12 +314,17 @@ describe('waitForChains', () => {
     expect(message).toContain(
       "error Reconcile error: signing payload for tekton: simulated failure (Chains stand-in mode 'fail')",
     )
-    // Only lines about this run: each names it.
+    // Only lines about this run: each shown line is one the controller logged
+    // for this PipelineRun or its TaskRun (keyed to it), made readable.
     const shown = message.split('about this run:\n')[1]!.split('\n')
+    const keys = [`${NAMESPACE}/${name}`, `${NAMESPACE}/${name}-train`]
+    const aboutThisRun = chains
+      .lines()
+      .map((line) => JSON.parse(line) as Record<string, string>)
+      .filter((entry) => keys.includes(entry['knative.dev/key']!))
+      .map((e) => `${e.ts} ${e.level} ${e.msg}${e.error ? `: ${e.error}` : ''}`)
     expect(shown.length).toBeGreaterThan(0)
-    expect(chains.lines().filter((l) => l.includes(name)).length).toBeGreaterThanOrEqual(
-      shown.length,
-    )
+    for (const line of shown) expect(aboutThisRun).toContain(line)
   }, 120_000)
 
   it('times out naming the runs Chains has not signed', async () => {

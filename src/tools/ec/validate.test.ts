@@ -141,7 +141,11 @@ describe('ec validate image arguments', () => {
     await expect(refused({ reportPath: path.join(dir, 'a,b.json') })).rejects.toThrow(
       'must not contain "," or "?"',
     )
-    await expect(refused({ image: 'x' })).rejects.toBeInstanceOf(UserError)
+    const noDigest = refused({ image: 'x' })
+    await expect(noDigest).rejects.toBeInstanceOf(UserError)
+    await expect(noDigest).rejects.toThrow(
+      'ec validates an image by digest (repo@sha256:<hex>), got x',
+    )
     expect(ec.commands).toEqual([])
   })
 })
