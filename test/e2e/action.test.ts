@@ -180,7 +180,7 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     ]) {
       expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
-    // ec: downloaded, checked and cached; run on the model with the run's key.
+    // ec: downloaded, checked and cached, then run on the model by digest.
     expectEcFromTheReleaseHost(step)
     expect(step.stdout).toContain(`--image ${step.outputs.image}`)
     await expectReplayed(step, 'happy-day.json')
