@@ -107,6 +107,17 @@ async function expectReplayed(step: ActionStep, fixture: string): Promise<void> 
   expect(step.files.report).toBe(await readFile(path.join(EC_FIXTURES, fixture), 'utf8'))
 }
 
+/**
+ * The summary's opening: its heading, the chain diagram's node classes
+ * (`class dataset,... ok`), and the verdict text that follows the diagram.
+ */
+function opening(summary: string): { heading: string; classes: string[]; text: string } {
+  const match = /^(## .*)\n\n```mermaid\n([\s\S]*?)\n```\n\n([\s\S]*)$/.exec(summary)
+  if (!match) throw new Error(`the summary does not open with a heading and a diagram:\n${summary}`)
+  const classes = [...match[2]!.matchAll(/^ {2}class (\S+) (\w+)$/gm)].map((m) => `${m[1]} ${m[2]}`)
+  return { heading: match[1]!, classes, text: match[3]! }
+}
+
 describe('the action, end to end on an existing cluster: the verdict gate', () => {
   it('pass: the step succeeds, with every output and the summary', async () => {
     const kube = connect(cluster.kube.kubeconfig)
@@ -191,8 +202,11 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     expect(step.outputs.warnings).toBe('0')
     expect(errorLines(step.stdout)).toEqual([])
     expect(step.stdout).toMatch(/^verdict: pass$/m)
-    expect(step.summary).toMatch(
-      /^## oml-chains: PASS\n\nEnterprise Contract checked the model against the policy and found no violations\.\n/,
+    const summary = opening(step.summary)
+    expect(summary.heading).toBe('## oml-chains: PASS')
+    expect(summary.classes).toEqual(['dataset,pipelinerun,model,signature,verdict ok'])
+    expect(summary.text).toMatch(
+      /^Enterprise Contract checked the model against the policy and found no violations\.\n/,
     )
     expect(step.summary).toContain('0 violations, 0 warnings, 4 checks passed.')
     expect(step.summary).toContain(step.outputs.image!)
@@ -234,7 +248,7 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     expect(step.outputs.violations).toBe('0')
     expect(step.outputs.warnings).toBe('1')
     expect(errorLines(step.stdout)).toEqual([])
-    expect(step.summary).toMatch(/^## oml-chains: PASS\n\n.*found no violations \(1 warning\)\.\n/)
+    expect(opening(step.summary).text).toMatch(/^.*found no violations \(1 warning\)\.\n/)
     expect(step.summary).toContain('Fails in 2099.')
   })
 
@@ -247,8 +261,12 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     expect(step.outputs.warnings).toBe('0')
     expect(step.outputs.image).toMatch(new RegExp(`^${registry.host}/models/iris@sha256:`))
     expect(step.outputs['public-key']).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
-    expect(step.summary).toMatch(
-      /^## oml-chains: FAIL\n\nEnterprise Contract found 3 violations: the model does not meet the policy\.\n\nThis step fails \(fail-on-violation: true\)\.\n/,
+    const summary = opening(step.summary)
+    expect(summary.heading).toBe('## oml-chains: FAIL')
+    // Made and signed; only the verdict failed.
+    expect(summary.classes).toEqual(['dataset,pipelinerun,model,signature ok', 'verdict failed'])
+    expect(summary.text).toMatch(
+      /^Enterprise Contract found 3 violations: the model does not meet the policy\.\n\nThis step fails \(fail-on-violation: true\)\.\n/,
     )
     for (const msg of ['Fails always (term1)', 'Fails always (term2)', 'Fails always']) {
       expect(step.summary).toContain(msg)
@@ -271,8 +289,8 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     await expectReplayed(step, 'detailed-failures.json')
     expect(step.outputs.verdict).toBe('fail')
     expect(step.outputs.violations).toBe('3')
-    expect(step.summary).toMatch(
-      /^## oml-chains: FAIL\n\n.*\n\nThis step does not fail \(fail-on-violation: false\): later steps can check the `verdict` output\.\n/,
+    expect(opening(step.summary).text).toMatch(
+      /^.*\n\nThis step does not fail \(fail-on-violation: false\): later steps can check the `verdict` output\.\n/,
     )
     expect(errorLines(step.stdout)).toEqual(DETAILED_FAILURES)
     expect(step.stdout).toMatch(/^verdict: fail$/m)
