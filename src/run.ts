@@ -212,66 +212,90 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   // What the run learns goes into the report as soon as it is known, so a
   // run that fails later still shows it.
   report.dataset = { url: formatReference(plan.dataset) }
-  const signingKeyPhase = timings.phase(
-    'Signing key',
-    async () => {
-      const key = await prepareSigningKey(plan)
-      report.publicKeyPem = key.publicKeyPem
-      return key
-    },
-    { grouped: false },
-  )
-  const clusterPhase = timings.phase(
-    'Cluster',
-    () =>
-      prepareCluster(
-        plan,
-        clusterDeps({
-          workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
-          deadline,
-          record: hooks.record,
-        }),
-      ),
-    { grouped: false },
-  )
-  // A dataset in the embedded registry can only be looked up once that exists.
-  const datasetPhase = (
-    plan.dataset.registry === EMBEDDED_REGISTRY ? clusterPhase : Promise.resolve()
-  ).then(() =>
+  // The first phase to fail stops every phase that has not started yet (a
+  // missing dataset must not wait for Tekton to install); phases under way
+  // finish, so that what they create is recorded for the cleanup.
+  const failFast = new AbortController()
+  const watched = <T>(phase: Promise<T>): Promise<T> => {
+    phase.catch((err: unknown) => failFast.abort(err))
+    return phase
+  }
+  /** Starts a phase once what it needs is there, unless another has failed meanwhile. */
+  const after = <A, T>(needs: Promise<A>, start: (ready: A) => Promise<T>): Promise<T> =>
+    watched(
+      needs.then((ready) => {
+        failFast.signal.throwIfAborted()
+        return start(ready)
+      }),
+    )
+
+  const signingKeyPhase = watched(
     timings.phase(
-      'Dataset',
+      'Signing key',
       async () => {
-        const resolved = await resolveDataset(plan, registry)
-        report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
-        return resolved
+        const key = await prepareSigningKey(plan)
+        report.publicKeyPem = key.publicKeyPem
+        return key
       },
       { grouped: false },
     ),
+  )
+  const clusterPhase = watched(
+    timings.phase(
+      'Cluster',
+      () =>
+        prepareCluster(
+          plan,
+          clusterDeps({
+            workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
+            deadline,
+            record: hooks.record,
+          }),
+        ),
+      { grouped: false },
+    ),
+  )
+  // A dataset in the embedded registry can only be looked up once that exists.
+  const datasetPhase = after(
+    plan.dataset.registry === EMBEDDED_REGISTRY ? clusterPhase : Promise.resolve(undefined),
+    () =>
+      timings.phase(
+        'Dataset',
+        async () => {
+          const resolved = await resolveDataset(plan, registry)
+          report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
+          return resolved
+        },
+        { grouped: false },
+      ),
   )
   // Awaited by the trainer phase only once its image is built: until then a
   // failed cluster must not count as an unhandled rejection.
   const embeddedRegistry = clusterPhase.then((cluster) => cluster.embeddedRegistry)
   embeddedRegistry.catch(() => undefined)
-  const trainerPhase = timings.phase(
-    'Trainer image',
-    () =>
-      prepareTrainerImage(plan.trainer, {
-        docker: new Docker(),
-        registry,
-        embeddedRegistry,
-        runTag: plan.runId,
-        actionRoot: path.dirname(bundledFile('Containerfile')),
-        workDir,
-        log: (line) => core.info(line),
-      }),
-    { grouped: false },
+  const trainerPhase = watched(
+    timings.phase(
+      'Trainer image',
+      () =>
+        prepareTrainerImage(plan.trainer, {
+          docker: new Docker(),
+          registry,
+          embeddedRegistry,
+          runTag: plan.runId,
+          actionRoot: path.dirname(bundledFile('Containerfile')),
+          workDir,
+          signal: failFast.signal,
+          log: (line) => core.info(line),
+        }),
+      { grouped: false },
+    ),
   )
-  const tektonPhase = Promise.all([clusterPhase, signingKeyPhase]).then(([cluster, key]) =>
+  const tektonPhase = after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) =>
     timings.phase('Tekton', () => installTekton(plan, key, { kube: cluster.kube, deadline }), {
       grouped: false,
     }),
   )
-  const credentialsPhase = clusterPhase.then(async ({ kube }) => {
+  const credentialsPhase = after(clusterPhase, async ({ kube }) => {
     await prepareRunNamespace(kube, target, deadline)
     const registries = [plan.image.registry, plan.dataset.registry]
     return timings.phase(
@@ -282,8 +306,9 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   })
   // Next to kind, a pod checks the registries the training talks to while
   // Tekton installs (the runner and the nodes were checked by the cluster phase).
-  const registryCheckPhase = Promise.all([clusterPhase, trainerPhase, credentialsPhase]).then(
-    ([cluster, trainer]) =>
+  const registryCheckPhase = after(
+    Promise.all([clusterPhase, trainerPhase, credentialsPhase]),
+    async ([cluster, trainer]) =>
       cluster.embeddedRegistry &&
       timings.phase(
         'Registry check',

@@ -54,6 +54,8 @@ export interface TrainerImageDeps {
   workDir: string
   /** The embedded registry as the runner's Docker reaches it (default 127.0.0.1:5000). */
   loopback?: string
+  /** Aborted when the run has failed elsewhere: no build or push starts after that. */
+  signal?: AbortSignal
   log: (line: string) => void
 }
 
@@ -93,6 +95,7 @@ async function buildAndPush(
     `building the trainer image from ${deps.actionRoot}/Containerfile (${context.files.length} files, tag ${context.tag}` +
       `${baseImage ? `, base ${baseImage}` : ''})`,
   )
+  deps.signal?.throwIfAborted()
   const dir = await stageBuildContext(deps.actionRoot, context, deps.workDir)
   await deps.docker.buildImage({
     context: dir,
@@ -111,6 +114,7 @@ async function push(target: Reference, deps: TrainerImageDeps): Promise<Referenc
     // The Plan starts the registry whenever a trainer image is pushed.
     throw new Error('the trainer image needs the embedded registry, and the run has none')
   }
+  deps.signal?.throwIfAborted()
   await deps.docker.pushImage(formatReference(target))
   const pushed = await deps.registry.resolve(target)
   return inEmbeddedRegistry(pushed.digest)
