@@ -99,27 +99,27 @@ export async function installTekton(
     installedVersion(kube, PIPELINES_NAMESPACE, 'pipelines-info'),
     installedVersion(kube, CHAINS_NAMESPACE, 'chains-info'),
   ])
-  const keepPipelines = pipelinesFound !== undefined && pipelinesCompatible(pipelinesFound)
-  const keepChains = chainsFound !== undefined && chainsCompatible(chainsFound)
+  // The versions kept, when what is installed is compatible.
+  const keptPipelines =
+    pipelinesFound !== undefined && pipelinesCompatible(pipelinesFound) ? pipelinesFound : undefined
+  const keptChains =
+    chainsFound !== undefined && chainsCompatible(chainsFound) ? chainsFound : undefined
   const config = chainsConfig(plan.embeddedRegistry)
   const secret = signingSecretData(key)
 
+  // Both releases are fetched, checked and given our settings before anything
+  // is applied: a broken one stops the install with nothing half-applied.
+  const [pipelinesRelease, chainsRelease] = await Promise.all([
+    keptPipelines ? undefined : fetchRelease('pipeline', plan.tektonPipelinesVersion),
+    keptChains ? undefined : fetchRelease('chains', plan.tektonChainsVersion),
+  ])
+  const chainsToApply = chainsRelease && withChainsSettings(chainsRelease, config, secret)
   // Pipelines and Chains share no objects: both installs run at once.
   const [pipelines, chains] = await Promise.all([
-    keepPipelines
-      ? kept('pipeline', pipelinesFound)
-      : install(kube, await fetchRelease('pipeline', plan.tektonPipelinesVersion), deadline),
-    keepChains
-      ? reconfigureChains(kube, chainsFound, config, secret, deadline)
-      : install(
-          kube,
-          withChainsSettings(
-            await fetchRelease('chains', plan.tektonChainsVersion),
-            config,
-            secret,
-          ),
-          deadline,
-        ),
+    keptPipelines ? kept('pipeline', keptPipelines) : install(kube, pipelinesRelease!, deadline),
+    keptChains
+      ? reconfigureChains(kube, keptChains, config, secret, deadline)
+      : install(kube, chainsToApply!, deadline),
   ])
   await waitUntilAdmitted(kube, deadline)
   return { pipelines, chains }
