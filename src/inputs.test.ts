@@ -378,6 +378,17 @@ describe('readPlan', () => {
     ).toEqual({ NOTE: 'hi' })
   })
 
+  it('reports a broken pipeline file and bad params together', () => {
+    const errors = inputErrors(
+      { dataset, pipeline: 'p.yaml', params: 'no-equals-sign' },
+      { 'p.yaml': 'kind: Pipeline\n' },
+    )
+    expect(errors.map((e) => e.message)).toEqual([
+      "input 'pipeline': file p.yaml: document 1 is not a Kubernetes object (needs apiVersion, kind and metadata.name)",
+      `input 'params': "no-equals-sign" is not key=value with a Tekton param name as key`,
+    ])
+  })
+
   it('rejects a pipeline file that is not one Pipeline with the results Chains signs', () => {
     const configMap = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n'
     const other = inputError(
@@ -401,10 +412,15 @@ describe('readPlan', () => {
       params: 'FOO=1',
       'cluster-name': 'Bad_Name',
       'kubernetes-version': 'v1.0.0',
+      // Read before the versions, listed after them in action.yml.
+      'trainer-base-image': 'Not A Ref',
+      'ec-version': 'latest',
     })
     expect(errors.map((e) => e.input)).toEqual([
       'cluster-name',
       'kubernetes-version',
+      'ec-version',
+      'trainer-base-image',
       'params',
       'min-accuracy',
       'timeout',

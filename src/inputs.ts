@@ -7,7 +7,12 @@ import { bundledFile } from './bundled.js'
 import { errorMessage, InputError, UserError } from './errors.js'
 import { parseReference, type Reference } from './oci/reference.js'
 import { maskSecret } from './secrets.js'
-import { paramProblems, parsePipelineFile, OWN_PARAMS } from './pipeline-definition.js'
+import {
+  OWN_PARAMS,
+  paramProblems,
+  parsePipelineFile,
+  type PipelineDefinition,
+} from './pipeline-definition.js'
 import {
   EMBEDDED_MODEL_REPOSITORY,
   EMBEDDED_REGISTRY,
@@ -119,10 +124,13 @@ export function readPlan(source: InputSource): PlanResult {
   const trainer = check(() => readTrainer(get, cluster), undefined)
   const allowedDatasetPrefixes = check(() => readPrefixes(get, warnings), [])
   const pipelinePath = check(() => readPath(source, get, 'pipeline'), undefined)
+  const pipeline = problems.some((p) => p.input === 'pipeline')
+    ? undefined
+    : check(() => readPipeline(source, pipelinePath), undefined)
   const params = check(() => readParams(get('params')), {})
   // Only a Pipeline that could be read can say which params it declares.
-  if (!problems.some((p) => p.input === 'pipeline' || p.input === 'params')) {
-    check(() => checkParamsDeclared(source, pipelinePath, params), undefined)
+  if (pipeline && !problems.some((p) => p.input === 'params')) {
+    check(() => checkParamsDeclared(pipeline, params), undefined)
   }
   const plan = {
     tektonPipelinesVersion: check(
@@ -141,7 +149,11 @@ export function readPlan(source: InputSource): PlanResult {
     keepCluster: check(() => readBoolean(get, 'keep-cluster', false), false),
     timeoutMs: check(() => readTimeout(get('timeout')), 0),
   }
-  if (problems.length > 0) throw new InputErrors(problems)
+  if (problems.length > 0) {
+    // In the order of action.yml, whatever order they were read in.
+    const order = (e: InputError) => INPUT_NAMES.indexOf(e.input as InputName)
+    throw new InputErrors(problems.sort((a, b) => order(a) - order(b)))
+  }
   // Every reader that fell back has recorded a problem, so none is missing here.
   if (!dataset || !cluster || !image || !registryAuth || !trainer) {
     throw new Error('readPlan: an input was neither read nor reported')
@@ -224,28 +236,23 @@ function readPrefixes(get: (n: InputName) => string, warnings: string[]): string
   return prefixes
 }
 
-/**
- * The Pipeline file (the user's or the bundled one) must parse, and every
- * `params` key must be one it declares.
- */
-function checkParamsDeclared(
-  source: InputSource,
-  pipelinePath: string | undefined,
-  params: Record<string, string>,
-): void {
-  let definition
-  if (pipelinePath) {
-    try {
-      definition = parsePipelineFile(source.readFile(pipelinePath), `file ${pipelinePath}`)
-    } catch (err) {
-      throw new InputError('pipeline', errorMessage(err))
-    }
-  } else {
+/** The Pipeline file, the user's or the bundled one, parsed and checked. */
+function readPipeline(source: InputSource, pipelinePath: string | undefined): PipelineDefinition {
+  if (!pipelinePath) {
     // The action's own file: read from where the action is, not through `source`.
     const file = bundledFile('tekton/pipeline.yaml')
-    definition = parsePipelineFile(readFileSync(file, 'utf8'), 'the bundled pipeline.yaml')
+    return parsePipelineFile(readFileSync(file, 'utf8'), 'the bundled pipeline.yaml')
   }
-  const problems = paramProblems(definition, params)
+  try {
+    return parsePipelineFile(source.readFile(pipelinePath), `file ${pipelinePath}`)
+  } catch (err) {
+    throw new InputError('pipeline', errorMessage(err))
+  }
+}
+
+/** Every `params` key must be one the Pipeline declares, and what it needs must be set. */
+function checkParamsDeclared(pipeline: PipelineDefinition, params: Record<string, string>): void {
+  const problems = paramProblems(pipeline, params)
   if (problems.length > 0) throw new InputError('params', problems.join('; '))
 }
 
