@@ -20,6 +20,10 @@
 #   kube-apiserver, kube-controller-manager, etcd
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
+#   crane     go install github.com/google/go-containerregistry/cmd/crane (builds
+#             and copies the Tekton images below)
+#   ko        go install github.com/google/ko (builds Tekton's images, as
+#             Tekton's own release does)
 #   python3   a virtualenv with trainer/requirements.txt (pip --require-hashes),
 #             linked as .tools/venv; .tools/bin/python3 runs its interpreter
 #   docker    Debian's docker.io (dockerd, containerd, runc) when no dockerd is
@@ -32,6 +36,13 @@
 #             Containerfile on it (its BASE_IMAGE build argument) without any
 #             registry or index, since Docker Hub is out of reach here;
 #             linked as .tools/images/trainer-base.tar
+#   Tekton Pipelines release
+#             its images built with ko from its Go module (the version in
+#             src/versions.ts) on base images made from Debian packages
+#             (test/harness/images/debian-bases.sh), and its release.yaml
+#             made from the module's config/ naming them in registry.local:5000
+#             by digest (test/harness/releases/tekton-pipeline.sh); linked as
+#             .tools/releases/tekton-pipeline (release.yaml, layout/)
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -50,6 +61,10 @@ REGISTRY_MODULE=github.com/google/go-containerregistry/cmd/registry@v0.22.1
 KIND_MODULE=sigs.k8s.io/kind@v0.32.0
 OPA_MODULE=github.com/open-policy-agent/opa@v1.22.3
 ACTIONLINT_MODULE=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane@v0.22.1
+KO_MODULE=github.com/google/ko@v0.19.1
+# The Tekton Pipelines release the tests build: the one the action installs.
+TEKTON_PIPELINE_VERSION=$(sed -n "s/^export const tektonPipelinesVersion = '\(v[0-9.]*\)'$/\1/p" "$root/src/versions.ts")
 
 log() { printf 'test-tools: %s\n' "$*" >&2; }
 die() { printf 'test-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -252,6 +267,50 @@ trainer_base() {
   ln -sfn "$tar" "$tools/images/trainer-base.tar"
 }
 
+# tekton_pipeline: Tekton Pipelines' release and its images, made once per
+# recipe and pinned versions, in two steps cached apart (the bases change
+# seldom and take a debootstrap; the release takes a ko build). Each folder is
+# named after what it is built from, built in a temporary one and renamed into
+# place last, so an interrupted build is never taken for a finished one.
+tekton_pipeline() {
+  [ -n "$TEKTON_PIPELINE_VERSION" ] || die "no tektonPipelinesVersion found in src/versions.ts"
+  local lib=$root/test/harness/images/lib.sh
+  local bases_script=$root/test/harness/images/debian-bases.sh
+  local release_script=$root/test/harness/releases/tekton-pipeline.sh
+  local bases_key release_key
+  bases_key=$({ cat "$lib" "$bases_script"; echo "$CRANE_MODULE $(uname -m)"; } | sha256sum | cut -c1-12)
+  release_key=$({
+    cat "$lib" "$release_script"
+    echo "$bases_key $TEKTON_PIPELINE_VERSION $KO_MODULE $CRANE_MODULE"
+  } | sha256sum | cut -c1-12)
+  local bases=$cache/images/tekton-bases-$bases_key
+  local release=$cache/releases/tekton-pipeline-$TEKTON_PIPELINE_VERSION-$release_key
+  export TOOLS_BIN=$tools/bin
+  local tmp
+  if [ ! -d "$release" ] && [ ! -d "$bases" ]; then
+    can_be_root || die "the Tekton base images are made with debootstrap: run as root, or with passwordless sudo"
+    mkdir -p "$cache/images"
+    tmp=$(mktemp -d "$cache/images/tekton-bases.XXXXXX")
+    (
+      trap 'as_root rm -rf "$tmp"' EXIT
+      as_root env TOOLS_BIN="$TOOLS_BIN" bash "$bases_script" "$tmp/out" &&
+        as_root chown -R "$(id -u):$(id -g)" "$tmp/out" &&
+        { mv -T "$tmp/out" "$bases" 2>/dev/null || [ -d "$bases" ]; }
+    ) || die "making the Tekton base images failed (see above)"
+  fi
+  if [ ! -d "$release" ]; then
+    mkdir -p "$cache/releases"
+    tmp=$(mktemp -d "$cache/releases/tekton-pipeline.XXXXXX")
+    (
+      trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+      bash "$release_script" "$TEKTON_PIPELINE_VERSION" "$bases" "$tmp/out" &&
+        { mv -T "$tmp/out" "$release" 2>/dev/null || [ -d "$release" ]; }
+    ) || die "making the Tekton Pipelines release failed (see above)"
+  fi
+  mkdir -p "$tools/releases"
+  ln -sfn "$release" "$tools/releases/tekton-pipeline"
+}
+
 ensure_command ssh-keygen openssh-client
 ensure_command shellcheck shellcheck
 # Docker builds and runs the trainer image in the tests. The engine, not only
@@ -269,11 +328,15 @@ go_tool registry "$REGISTRY_MODULE" & pids+=($!)
 go_tool kind "$KIND_MODULE" & pids+=($!)
 go_tool opa "$OPA_MODULE" & pids+=($!)
 go_tool actionlint "$ACTIONLINT_MODULE" & pids+=($!)
+go_tool crane "$CRANE_MODULE" & pids+=($!)
+go_tool ko "$KO_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
 python_venv & pids+=($!)
 trainer_base & pids+=($!)
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"
+# After the others: it builds with ko, crane and registry.
+tekton_pipeline
 
 log "ready in $tools/bin: $(ls "$tools/bin" | tr '\n' ' ')"
