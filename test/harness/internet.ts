@@ -1,14 +1,15 @@
 /**
- * The internet as a process under test sees it: github.com, played by a
- * release-host stand-in, and nothing else. A forward proxy on 127.0.0.1
- * answers `CONNECT github.com:443` with a tunnel to the stand-in, which speaks
- * TLS with a certificate for github.com from a throwaway CA; every other host,
- * and every plain-HTTP request, gets a 403 and is recorded.
+ * The internet as a process under test sees it: github.com, api.github.com
+ * and infra.tekton.dev (where Tekton publishes its release manifests), each
+ * played by a release-host stand-in, and nothing else. A forward proxy on
+ * 127.0.0.1 answers `CONNECT <host>:443` with a tunnel to that host's
+ * stand-in, which speaks TLS with a certificate for it from a throwaway CA;
+ * every other host, and every plain-HTTP request, gets a 403 and is recorded.
  *
  * A process started with `env` (HTTPS_PROXY and HTTP_PROXY at the proxy,
- * NODE_EXTRA_CA_CERTS at the CA) downloads "from https://github.com" exactly
- * what the test published there, the same on a machine with or without
- * internet. Loopback, where the test registry and API server listen, is not
+ * NODE_USE_ENV_PROXY so that Node's own fetch uses it too, NODE_EXTRA_CA_CERTS
+ * at the CA) downloads "from https://github.com" exactly what the test
+ * published there, the same on a machine with or without internet. Loopback, where the test registry and API server listen, is not
  * proxied (NO_PROXY; @actions/http-client never proxies loopback either).
  * This plays the network, not a tool: what a download fetches is real bytes
  * over real HTTPS through a real proxy tunnel, as on a runner behind a proxy.
@@ -21,11 +22,21 @@ import path from 'node:path'
 import { makeTestCA } from './certs.js'
 import { startReleaseHost, type ReleaseHost } from './release-host.js'
 
-const GITHUB = 'github.com'
+/** The hosts played, by the name of their stand-in. */
+const HOSTS = {
+  github: 'github.com',
+  githubApi: 'api.github.com',
+  tektonReleases: 'infra.tekton.dev',
+} as const
+type HostName = keyof typeof HOSTS
 
 export interface InternetStandIn {
   /** github.com, as `https://github.com`: publish release assets on it. */
   github: ReleaseHost
+  /** api.github.com: GitHub's REST API (a release's assets and their digests). */
+  githubApi: ReleaseHost
+  /** infra.tekton.dev: Tekton's release manifests (releases/serve.ts). */
+  tektonReleases: ReleaseHost
   /** Environment that sends a process's HTTP(S) through the proxy and trusts the stand-in's CA. */
   env: Record<string, string>
   /** What a process asked for that is not served (`host:port` or URL), oldest first. */
@@ -38,9 +49,17 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
   const dir = await mkdtemp(path.join(tmpdir(), 'oml-internet-'))
   const caFile = path.join(dir, 'ca.pem')
   await writeFile(caFile, ca.caPem)
-  const github = await startReleaseHost({
-    tls: { ...(await ca.issue([GITHUB])), origin: `https://${GITHUB}` },
-  })
+  const cert = await ca.issue(Object.values(HOSTS))
+  const names = Object.keys(HOSTS) as HostName[]
+  const started = await Promise.all(
+    names.map((name) => startReleaseHost({ tls: { ...cert, origin: `https://${HOSTS[name]}` } })),
+  )
+  const hosts = Object.fromEntries(names.map((name, i) => [name, started[i]!])) as Record<
+    HostName,
+    ReleaseHost
+  >
+  // `host:443` -> the port of its stand-in.
+  const tunnels = new Map(names.map((name) => [`${HOSTS[name]}:443`, hosts[name].port]))
 
   const refused: string[] = []
   const sockets = new Set<Socket>()
@@ -56,12 +75,13 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
   proxy.on('connection', track)
   proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     track(client)
-    if (req.url !== `${GITHUB}:443`) {
+    const port = tunnels.get(req.url ?? '')
+    if (port === undefined) {
       refused.push(req.url ?? '')
       client.end('HTTP/1.1 403 Forbidden\r\n\r\n')
       return
     }
-    const upstream = connect(github.port, '127.0.0.1', () => {
+    const upstream = connect(port, '127.0.0.1', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
       upstream.write(head)
       upstream.pipe(client)
@@ -82,11 +102,14 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
 
   return {
-    github,
+    ...hosts,
     env: {
       HTTPS_PROXY: proxyUrl,
       HTTP_PROXY: proxyUrl,
       NO_PROXY: '127.0.0.1,localhost',
+      // tool-cache's client reads the variables above by itself; Node's fetch
+      // (the action asks GitHub's API with it) only when told to (Node 24.5+).
+      NODE_USE_ENV_PROXY: '1',
       NODE_EXTRA_CA_CERTS: caFile,
     },
     refused: () => [...refused],
@@ -94,7 +117,7 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
       for (const socket of sockets) socket.destroy()
       await Promise.all([
         new Promise<void>((resolve) => proxy.close(() => resolve())),
-        github.close(),
+        ...started.map((host) => host.close()),
       ])
       await Promise.all([ca.dispose(), rm(dir, { recursive: true, force: true })])
     },
