@@ -324,19 +324,21 @@ ensure_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyrin
 pids=()
 install_node & pids+=($!)
 go_tool cosign "$COSIGN_MODULE" & pids+=($!)
-go_tool registry "$REGISTRY_MODULE" & pids+=($!)
+go_tool registry "$REGISTRY_MODULE" & registry_pid=$!
 go_tool kind "$KIND_MODULE" & pids+=($!)
 go_tool opa "$OPA_MODULE" & pids+=($!)
 go_tool actionlint "$ACTIONLINT_MODULE" & pids+=($!)
-go_tool crane "$CRANE_MODULE" & pids+=($!)
-go_tool ko "$KO_MODULE" & pids+=($!)
+go_tool crane "$CRANE_MODULE" & crane_pid=$!
+go_tool ko "$KO_MODULE" & ko_pid=$!
 kube_tools & pids+=($!)
 python_venv & pids+=($!)
 trainer_base & pids+=($!)
 status=0
+# Tekton's release is built with registry, crane and ko only: it starts as
+# soon as they are there, alongside the longer builds.
+for pid in "$registry_pid" "$crane_pid" "$ko_pid"; do wait "$pid" || status=1; done
+if [ "$status" = 0 ]; then tekton_pipeline & pids+=($!); fi
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"
-# After the others: it builds with ko, crane and registry.
-tekton_pipeline
 
 log "ready in $tools/bin: $(ls "$tools/bin" | tr '\n' ' ')"
