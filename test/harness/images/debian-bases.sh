@@ -93,11 +93,14 @@ done
 [ -L "$busybox/bin/sh" ] || die "busybox-static has no sh applet"
 
 # tini-git: the root file system itself, without apt's downloads and lists,
-# documentation and translations (as Debian's slim images), or the files a
-# container runtime provides.
+# documentation and translations (as Debian's slim images), the files a
+# container runtime provides, or the install's logs and ldconfig's cache (the
+# only files that differ between two builds: without them the image is the
+# same at every build from the same packages).
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
   "$rootfs"/usr/share/doc "$rootfs"/usr/share/man "$rootfs"/usr/share/info "$rootfs"/usr/share/locale \
-  "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+  "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname" "$rootfs/var/cache/ldconfig/aux-cache"
+find "$rootfs/var/log" -type f -delete
 printf 'nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin\n' >>"$rootfs/etc/passwd"
 printf 'nonroot:x:65532:\n' >>"$rootfs/etc/group"
 mkdir -p "$rootfs/home/nonroot"
