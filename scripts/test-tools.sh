@@ -17,13 +17,24 @@
 #   chromium  Debian's chromium: draws the job summary's Mermaid diagram, headless
 #             (test/summary-diagram.test.ts, npm run screenshot); a GitHub runner's
 #             google-chrome does the same there (test/harness/browser.ts)
-#   kube-apiserver, kube-controller-manager, etcd
+#   kube-apiserver, kube-controller-manager, etcd, and a node's
+#   kubelet, kube-proxy, kube-scheduler
 #             go build in scripts/kube (a wrapper module: k8s.io/kubernetes's own
 #             go.mod points at its staging folders, so `go install` refuses it)
 #   crane     go install github.com/google/go-containerregistry/cmd/crane (builds
 #             and copies the Tekton images below)
 #   ko        go install github.com/google/ko (builds Tekton's images, as
 #             Tekton's own release does)
+#   CNI plugins  go install github.com/containernetworking/plugins/... (bridge,
+#             host-local, loopback, firewall), linked as .tools/cni/bin: the
+#             node's pod network (test/harness/node/)
+#   crictl    go install sigs.k8s.io/cri-tools/cmd/crictl: removes the node's
+#             pod sandboxes through containerd's CRI when the harness stops it
+#   pause image  the node's pod sandbox image, an OCI image layout tarball
+#             (.tools/images/pause.tar) with a static build of Kubernetes' own
+#             build/pause/linux/pause.c (gcc), since registry.k8s.io is out of reach
+#   containerd, runc  Debian's (they come with docker.io); dnsmasq-base (the
+#             node's DNS for registry.local), iptables, iproute2
 #   python3   a virtualenv with trainer/requirements.txt (pip --require-hashes),
 #             linked as .tools/venv; .tools/bin/python3 runs its interpreter
 #   docker    Debian's docker.io (dockerd, containerd, runc) when no dockerd is
@@ -65,6 +76,8 @@ CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane@v0.22.1
 KO_MODULE=github.com/google/ko@v0.19.1
 # The Tekton Pipelines release the tests build: the one the action installs.
 TEKTON_PIPELINE_VERSION=$(sed -n "s/^export const tektonPipelinesVersion = '\(v[0-9.]*\)'$/\1/p" "$root/src/versions.ts")
+# The release that goes with the Kubernetes minor scripts/kube pins.
+CRICTL_MODULE=sigs.k8s.io/cri-tools/cmd/crictl@v1.36.0
 
 log() { printf 'test-tools: %s\n' "$*" >&2; }
 die() { printf 'test-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -115,10 +128,11 @@ go_tool() {
   link "$dir/$name" "$name"
 }
 
-# kube_tools: the Kubernetes control plane from scripts/kube/go.mod. One `go build`
-# for all binaries, so the packages they share compile once. The cache folder is
-# named after go.mod + go.sum: a version change there builds anew.
-KUBE_TOOLS=(kube-apiserver kube-controller-manager etcd)
+# kube_tools: the Kubernetes control plane and a node's binaries from
+# scripts/kube/go.mod. One `go build` for all of them, so the packages they
+# share compile once. The cache folder is named after go.mod + go.sum: a
+# version change there builds anew.
+KUBE_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd)
 kube_tools() {
   local module=$root/scripts/kube
   local key
@@ -148,6 +162,9 @@ kube_tools() {
         CGO_ENABLED=0 go build -trimpath -ldflags "$flags" -o "$tmp/" \
           k8s.io/kubernetes/cmd/kube-apiserver \
           k8s.io/kubernetes/cmd/kube-controller-manager \
+          k8s.io/kubernetes/cmd/kube-scheduler \
+          k8s.io/kubernetes/cmd/kubelet \
+          k8s.io/kubernetes/cmd/kube-proxy \
           go.etcd.io/etcd/server/v3 &&
         # go names etcd's main package after its module path (.../server/v3): "server".
         mv "$tmp/server" "$tmp/etcd" &&
@@ -311,6 +328,97 @@ tekton_pipeline() {
   ln -sfn "$release" "$tools/releases/tekton-pipeline"
 }
 
+# cni_plugins: the CNI plugins the node's containerd runs for every pod
+# sandbox (test/harness/node/cni.ts): its network on a bridge, addresses from
+# host-local, the FORWARD rules that let pod traffic through (firewall), and
+# the pod's loopback (containerd's CRI sets that up itself, with this plugin).
+CNI_PLUGINS_MODULE=github.com/containernetworking/plugins
+CNI_PLUGINS_VERSION=v1.10.0
+CNI_PLUGINS=(main/bridge main/loopback ipam/host-local meta/firewall)
+cni_plugins() {
+  local dir=$cache/go/cni-plugins-$CNI_PLUGINS_VERSION
+  local plugin missing=()
+  for plugin in "${CNI_PLUGINS[@]}"; do
+    [ -x "$dir/${plugin##*/}" ] || missing+=("$CNI_PLUGINS_MODULE/plugins/$plugin@$CNI_PLUGINS_VERSION")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    command -v go >/dev/null || die "Go is needed to build the CNI plugins ($CNI_PLUGINS_MODULE); install Go 1.26 or newer"
+    log "building the CNI plugins ${CNI_PLUGINS[*]} ($CNI_PLUGINS_MODULE $CNI_PLUGINS_VERSION)"
+    GOBIN=$dir CGO_ENABLED=0 go install -trimpath "${missing[@]}"
+  fi
+  mkdir -p "$tools/cni"
+  ln -sfn "$dir" "$tools/cni/bin"
+}
+
+# pause_image: the image containerd runs as every pod's sandbox, as an OCI
+# image layout tarball for `ctr images import` (linked as .tools/images/pause.tar).
+# Built the way Kubernetes' build/pause/Makefile builds it (a static gcc build
+# of linux/pause.c, user 65535, entrypoint /pause, nothing else in the image),
+# from the k8s.io/kubernetes module scripts/kube pins: registry.k8s.io, where
+# the published one lives, is out of reach here. Its name says so: the
+# localhost/ prefix is never pulled from anywhere but this machine.
+PAUSE_RECIPE="pause recipe 1"
+pause_image() {
+  local module=$root/scripts/kube
+  local platform_arch
+  case "$arch" in x64) platform_arch=amd64 ;; arm64) platform_arch=arm64 ;; esac
+  # Named after the recipe and go.sum's hash of the k8s.io/kubernetes module
+  # (which holds pause.c), so a warm run needs no go command.
+  local key
+  key=$({ printf '%s\n' "$PAUSE_RECIPE" "$platform_arch" && grep '^k8s.io/kubernetes ' "$module/go.sum"; } |
+    sha256sum | cut -c1-12)
+  local tar=$cache/images/pause-$key.tar
+  if [ ! -f "$tar" ]; then
+    command -v go >/dev/null || die "Go is needed to fetch pause.c (k8s.io/kubernetes); install Go 1.26 or newer"
+    local src
+    src=$(cd "$module" && go mod download k8s.io/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes) ||
+      die "cannot find the k8s.io/kubernetes module for the pause image"
+    local makefile=$src/build/pause/Makefile code=$src/build/pause/linux/pause.c
+    local version
+    version=$(sed -n 's/^TAG ?= *//p' "$makefile")
+    [ -n "$version" ] || die "no TAG in $makefile"
+    log "building the pause image $version from $code"
+    mkdir -p "$cache/images"
+    local tmp
+    tmp=$(mktemp -d "$cache/images/pause.XXXXXX")
+    (
+      trap 'rm -rf "$tmp"' EXIT
+      # (`set -e` does not apply inside a `( ) || die`: each step says `|| exit 1`.)
+      mkdir -p "$tmp/rootfs" "$tmp/layout/blobs/sha256" || exit 1
+      gcc -Os -Wall -Werror -static "-DVERSION=v$version-oml-chains" -o "$tmp/rootfs/pause" "$code" || exit 1
+      strip "$tmp/rootfs/pause" && chmod 0755 "$tmp/rootfs/pause" || exit 1
+      # Reproducible: fixed owner and time, so the same source gives the same digest.
+      tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -C "$tmp/rootfs" -cf "$tmp/layer.tar" pause || exit 1
+      # blob FILE: moves FILE into the layout's blobs; prints `"digest":...,"size":...`.
+      blob() {
+        local hex size
+        hex=$(sha256sum "$1" | cut -d' ' -f1) && size=$(stat -c %s "$1") &&
+          mv "$1" "$tmp/layout/blobs/sha256/$hex" &&
+          printf '"digest":"sha256:%s","size":%s' "$hex" "$size"
+      }
+      local layer_hex layer config manifest
+      layer_hex=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1) || exit 1
+      layer=$(blob "$tmp/layer.tar") || exit 1
+      printf '{"architecture":"%s","os":"linux","config":{"User":"65535:65535","Entrypoint":["/pause"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$platform_arch" "$layer_hex" >"$tmp/config.json" || exit 1
+      config=$(blob "$tmp/config.json") || exit 1
+      printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json",%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",%s}]}' \
+        "$config" "$layer" >"$tmp/manifest.json" || exit 1
+      manifest=$(blob "$tmp/manifest.json") || exit 1
+      # The name containerd imports it as: the harness reads it back from here.
+      printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",%s,"annotations":{"io.containerd.image.name":"localhost/oml-chains-test/pause:%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+        "$manifest" "$version" "$version" >"$tmp/layout/index.json" || exit 1
+      printf '{"imageLayoutVersion":"1.0.0"}' >"$tmp/layout/oci-layout" || exit 1
+      tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -C "$tmp/layout" -cf "$tmp/pause.tar" oci-layout index.json blobs || exit 1
+      mv "$tmp/pause.tar" "$tar"
+    ) || die "building the pause image failed (see above)"
+  fi
+  mkdir -p "$tools/images"
+  ln -sfn "$tar" "$tools/images/pause.tar"
+}
+
 ensure_command ssh-keygen openssh-client
 ensure_command shellcheck shellcheck
 # Docker builds and runs the trainer image in the tests. The engine, not only
@@ -320,6 +428,21 @@ ensure_command dockerd docker.io
 ensure_command debootstrap debootstrap
 ensure_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 [ -x /usr/bin/google-chrome ] || [ -x /usr/bin/chromium-browser ] || ensure_command chromium chromium
+# The node the harness runs pods on (test/harness/node/). containerd and runc
+# come with docker.io (or Docker's own containerd.io); ctr imports the pause image.
+ensure_command containerd containerd
+ensure_command ctr containerd
+ensure_command runc runc
+# The node's DNS: the binary alone (dnsmasq-base), not the dnsmasq service
+# package, which would start a system-wide resolver on installation.
+ensure_command dnsmasq dnsmasq-base
+ensure_command iptables iptables
+ensure_command iptables-save iptables
+ensure_command ip iproute2
+ensure_command flock util-linux
+# The pause image is a static C binary.
+ensure_command gcc gcc
+ensure_file "$(gcc -print-file-name=libc.a | grep '^/' || echo /usr/lib/libc.a)" libc6-dev
 # Independent installs run concurrently; each one's failure fails the script.
 pids=()
 install_node & pids+=($!)
@@ -330,7 +453,10 @@ go_tool opa "$OPA_MODULE" & pids+=($!)
 go_tool actionlint "$ACTIONLINT_MODULE" & pids+=($!)
 go_tool crane "$CRANE_MODULE" & crane_pid=$!
 go_tool ko "$KO_MODULE" & ko_pid=$!
+go_tool crictl "$CRICTL_MODULE" & pids+=($!)
 kube_tools & pids+=($!)
+cni_plugins & pids+=($!)
+pause_image & pids+=($!)
 python_venv & pids+=($!)
 trainer_base & pids+=($!)
 status=0

@@ -14,6 +14,11 @@ export const TEST_TOOLS = [
   'etcd',
   'kube-apiserver',
   'kube-controller-manager',
+  // The node of test/harness/node/ (test/harness/node.test.ts).
+  'kube-scheduler',
+  'kubelet',
+  'kube-proxy',
+  'crictl',
   // Runs the EC policy's rego unit tests and checks (test/policy.test.ts).
   'opa',
   // The trainer's virtualenv interpreter (scikit-learn, oras, omlmd).
