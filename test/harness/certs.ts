@@ -24,6 +24,11 @@ export interface TestCA {
   caPem: string
   /** A serving certificate for these DNS names and IP addresses, signed by the CA. */
   issue(names: string[]): Promise<ServingCert>
+  /**
+   * A client certificate: Kubernetes takes the user name from its CN and the
+   * groups from its O (e.g. the API server's certificate for kubelets).
+   */
+  issueClient(commonName: string, organization?: string): Promise<ServingCert>
   /** Removes the key files. */
   dispose(): Promise<void>
 }
@@ -51,6 +56,11 @@ function opensslConfig(subjectAltName: string): string {
     'extendedKeyUsage = serverAuth',
     `subjectAltName = ${subjectAltName}`,
     'authorityKeyIdentifier = keyid',
+    '[client]',
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage = clientAuth',
+    'authorityKeyIdentifier = keyid',
     '',
   ].join('\n')
 }
@@ -76,35 +86,56 @@ export async function makeTestCA(): Promise<TestCA> {
   ])
   const caPem = await readFile(file('ca.crt'), 'utf8')
 
+  /** A key and a certificate signed by the CA, with the extensions of `section`. */
+  const sign = async (
+    section: 'serving' | 'client',
+    subject: string,
+    subjectAltName: string,
+  ): Promise<ServingCert> => {
+    const id = randomBytes(6).toString('hex')
+    const key = ecKeyPem()
+    await writeFile(file(`${id}.key`), key, { mode: 0o600 })
+    await writeFile(file(`${id}.cnf`), opensslConfig(subjectAltName))
+    await execFileAsync('openssl', [
+      'req',
+      '-x509',
+      '-config',
+      file(`${id}.cnf`),
+      ...common,
+      '-extensions',
+      section,
+      '-key',
+      file(`${id}.key`),
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-subj',
+      subject,
+      '-out',
+      file(`${id}.crt`),
+    ])
+    return { cert: await readFile(file(`${id}.crt`), 'utf8'), key }
+  }
+
   return {
     caPem,
-    async issue(names) {
+    issue(names) {
       if (names.length === 0) throw new Error('a serving certificate needs at least one name')
-      const id = randomBytes(6).toString('hex')
       const san = names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',')
-      const key = ecKeyPem()
-      await writeFile(file(`${id}.key`), key, { mode: 0o600 })
-      await writeFile(file(`${id}.cnf`), opensslConfig(san))
-      await execFileAsync('openssl', [
-        'req',
-        '-x509',
-        '-config',
-        file(`${id}.cnf`),
-        ...common,
-        '-extensions',
-        'serving',
-        '-key',
-        file(`${id}.key`),
-        '-CA',
-        file('ca.crt'),
-        '-CAkey',
-        file('ca.key'),
-        '-subj',
-        `/CN=${names[0]}`,
-        '-out',
-        file(`${id}.crt`),
-      ])
-      return { cert: await readFile(file(`${id}.crt`), 'utf8'), key }
+      return sign('serving', `/CN=${names[0]}`, san)
+    },
+    issueClient(commonName, organization) {
+      // openssl -subj takes `/` and `=` as separators: names with them are not ours to make.
+      if (/[/=]/.test(commonName + (organization ?? ''))) {
+        throw new Error(`a client certificate name must not hold / or =: ${commonName}`)
+      }
+      // The config's subjectAltName is only read by the serving section.
+      return sign(
+        'client',
+        `${organization ? `/O=${organization}` : ''}/CN=${commonName}`,
+        'IP:127.0.0.1',
+      )
     },
     dispose: () => rm(dir, { recursive: true, force: true }),
   }

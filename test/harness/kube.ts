@@ -16,10 +16,11 @@ import { toolPath } from './tools.js'
  * controller-runtime's envtest does it: a throwaway directory, a generated CA
  * and serving certificate, a service-account key pair, and a static token for
  * an admin in `system:masters`. Optionally kube-controller-manager too, so
- * Deployments get their ReplicaSets and Pods (no nodes: the Pods stay Pending).
+ * Deployments get their ReplicaSets and Pods (no nodes: the Pods stay Pending;
+ * test/harness/node/ adds a real node to it).
  */
 export interface TestKube {
-  /** `https://127.0.0.1:PORT`. */
+  /** `https://127.0.0.1:PORT` (or the `address` it was started with). */
   server: string
   /** The CA (PEM) that signed the serving certificate. */
   ca: string
@@ -31,6 +32,8 @@ export interface TestKube {
   kubeconfig: string
   /** The last lines each process logged (for failure messages). */
   log(): string
+  /** Process ids of etcd, kube-apiserver (and kube-controller-manager), while they run. */
+  pids(): number[]
   /** Sends one API request as the admin user. */
   request(
     method: string,
@@ -56,7 +59,34 @@ export interface StartKubeOptions {
   timeoutMs?: number
   /** More kube-apiserver flags (feature gates, admission plugins, ...); later ones win. */
   apiserverArgs?: string[]
+  /**
+   * The address kube-apiserver listens on, advertises and is reached at
+   * (default 127.0.0.1). Pods reach the API server through the `kubernetes`
+   * Service, whose endpoint is this address, so a cluster with a node gives
+   * one its pods can reach: the `kubernetes` Service then gets it as its
+   * endpoint, and the serving certificate also names the Service's ClusterIP
+   * and DNS names, which in-cluster clients check.
+   */
+  address?: string
+  /**
+   * Admit Pods with the ServiceAccount plugin (it mounts the service account
+   * token), as a real cluster does. It rejects Pods whose ServiceAccount does
+   * not exist yet, so it goes with `controllerManager`.
+   */
+  serviceAccounts?: boolean
 }
+
+/** The Services' ClusterIP range of the test API server. */
+export const SERVICE_CIDR = '10.0.0.0/24'
+/** ClusterIP of the `kubernetes` Service: the first address of SERVICE_CIDR. */
+export const KUBERNETES_SERVICE_IP = '10.0.0.1'
+/** The names in-cluster clients may use for the API server. */
+const KUBERNETES_SERVICE_NAMES = [
+  'kubernetes',
+  'kubernetes.default',
+  'kubernetes.default.svc',
+  'kubernetes.default.svc.cluster.local',
+]
 
 const defaultTimeoutMs = 90_000
 /** Each process keeps this many characters of its output for error messages. */
@@ -126,13 +156,13 @@ async function stopProc(proc: Proc): Promise<void> {
  * together so they differ; another process may still grab one before our
  * server binds it, which `startKube` retries.
  */
-async function freePorts(count: number): Promise<number[]> {
+async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, async () => {
       const server = createServer()
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
-        server.listen(0, '127.0.0.1', resolve)
+        server.listen(0, host, resolve)
       })
       return server
     }),
@@ -179,10 +209,10 @@ async function waitUntil(
 }
 
 /** The CA, the API server's serving certificate, and the service-account key pair. */
-async function makeCerts(dir: string): Promise<void> {
+async function makeCerts(dir: string, names: string[]): Promise<void> {
   const ca = await makeTestCA()
   try {
-    const serving = await ca.issue(['127.0.0.1', 'localhost'])
+    const serving = await ca.issue(names)
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
     const file = (name: string): string => path.join(dir, name)
     await Promise.all([
@@ -270,6 +300,8 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
   const kcmBin = options.controllerManager ? toolPath('kube-controller-manager') : undefined
   const deadline = Date.now() + (options.timeoutMs ?? defaultTimeoutMs)
 
+  const address = options.address ?? '127.0.0.1'
+  const loopback = address === '127.0.0.1'
   const dir = await mkdtemp(path.join(tmpdir(), 'oml-kube-'))
   const procs: Proc[] = []
   let stopped = false
@@ -282,7 +314,12 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
   }
 
   try {
-    await makeCerts(dir)
+    await makeCerts(
+      dir,
+      loopback
+        ? ['127.0.0.1', 'localhost']
+        : [address, '127.0.0.1', 'localhost', KUBERNETES_SERVICE_IP, ...KUBERNETES_SERVICE_NAMES],
+    )
     const ca = await readFile(path.join(dir, 'ca.crt'), 'utf8')
     const token = randomBytes(24).toString('hex')
     // token,user,uid,"groups": system:masters passes every RBAC check.
@@ -336,13 +373,13 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
 
     const agent = new Agent({ ca, keepAlive: false })
     const { server, request } = await startWithRetry(async () => {
-      const [port] = await freePorts(1)
-      const server = `https://127.0.0.1:${port}`
+      const [port] = await freePorts(1, address)
+      const server = `https://${address}:${port}`
       const request = makeRequest(server, agent, token)
       const proc = run('kube-apiserver', apiserverBin, [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--secure-port=${port}`,
         `--tls-cert-file=${path.join(dir, 'serving.crt')}`,
         `--tls-private-key-file=${path.join(dir, 'serving.key')}`,
@@ -353,13 +390,13 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
         // The `kubernetes` Service cannot point at a loopback address; without this the
         // apiserver retries (and logs an error) every few seconds.
-        '--endpoint-reconciler-type=none',
+        ...(loopback ? ['--endpoint-reconciler-type=none'] : []),
         // Without kube-controller-manager nobody creates the `default` ServiceAccount
         // a Pod needs; tests that create Pods directly should not depend on it.
-        '--disable-admission-plugins=ServiceAccount',
+        ...(options.serviceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
         ...(options.apiserverArgs ?? []),
       ])
       procs.push(proc)
@@ -413,6 +450,12 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
       kubeconfigPath,
       kubeconfig,
       log: () => procs.map(tail).join('\n'),
+      pids: () =>
+        procs.flatMap(({ child }) =>
+          child.pid !== undefined && child.exitCode === null && child.signalCode === null
+            ? [child.pid]
+            : [],
+        ),
       request,
       stop,
     }

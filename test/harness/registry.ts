@@ -7,19 +7,24 @@ export interface TestRegistry {
   host: string
   /** Everything the registry logged so far (for failure messages). */
   log(): string
+  /** The registry's process id. */
+  pid: number
   stop(): Promise<void>
 }
 
 const startTimeoutMs = 20_000
 
 /**
- * Starts go-containerregistry's in-memory `registry` on 127.0.0.1. `--port 0`
- * lets the OS pick a free port (no race with a port probed beforehand); the
- * port is read from its "serving on port N" log line, then `GET /v2/` is polled
- * until it answers.
+ * Starts go-containerregistry's in-memory `registry` on 127.0.0.1 (it listens
+ * on `localhost:PORT`). `--port 0` lets the OS pick a free port (no race with
+ * a port probed beforehand); the port is read from its "serving on port N"
+ * log line, then `GET /v2/` is polled until it answers. A fixed `port` is for
+ * the node cluster's `registry.local:5000`.
  */
-export async function startRegistry(): Promise<TestRegistry> {
-  const child = spawn(toolPath('registry'), ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startRegistry(options: { port?: number } = {}): Promise<TestRegistry> {
+  const child = spawn(toolPath('registry'), ['--port', String(options.port ?? 0)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
@@ -54,7 +59,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     })
     const host = `127.0.0.1:${port}`
     await waitForV2(`http://${host}/v2/`, () => output)
-    return { host, log: () => output, stop }
+    return { host, log: () => output, pid: child.pid!, stop }
   } catch (err) {
     await stop()
     throw err
