@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createWriteStream, mkdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises'
 import { Agent, request as httpsRequest } from 'node:https'
 import { createServer, type AddressInfo } from 'node:net'
@@ -74,6 +75,8 @@ export interface StartKubeOptions {
    * not exist yet, so it goes with `controllerManager`.
    */
   serviceAccounts?: boolean
+  /** Also write each process's whole log to <logDir>/<name>.log (kept after stop()). */
+  logDir?: string
 }
 
 /** The Services' ClusterIP range of the test API server. */
@@ -115,11 +118,15 @@ interface Proc {
   exited: Promise<string>
 }
 
-function run(name: string, file: string, args: string[]): Proc {
+function run(name: string, file: string, args: string[], logDir?: string): Proc {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   track(child)
+  // The whole log into a file too, when asked: kept after the run.
+  const logFile = logDir ? createWriteStream(path.join(logDir, `${name}.log`)) : undefined
+  if (logFile) child.once('close', () => logFile.end())
   let output = ''
   const add = (chunk: string): void => {
+    logFile?.write(chunk)
     output += chunk
     // Keep the tail only: kube-apiserver logs steadily for as long as it runs.
     if (output.length > 2 * logLimit) output = output.slice(-logLimit)
@@ -303,6 +310,9 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
   const address = options.address ?? '127.0.0.1'
   const loopback = address === '127.0.0.1'
   const dir = await mkdtemp(path.join(tmpdir(), 'oml-kube-'))
+  if (options.logDir) mkdirSync(options.logDir, { recursive: true })
+  const start = (name: string, file: string, args: string[]): Proc =>
+    run(name, file, args, options.logDir)
   const procs: Proc[] = []
   let stopped = false
   const stop = async (): Promise<void> => {
@@ -344,7 +354,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
       const [client, peer] = await freePorts(2)
       const clientUrl = `http://127.0.0.1:${client}`
       const peerUrl = `http://127.0.0.1:${peer}`
-      const proc = run('etcd', etcdBin, [
+      const proc = start('etcd', etcdBin, [
         '--name=test',
         `--data-dir=${path.join(dir, `etcd-${client}`)}`,
         `--listen-client-urls=${clientUrl}`,
@@ -376,7 +386,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
       const [port] = await freePorts(1, address)
       const server = `https://${address}:${port}`
       const request = makeRequest(server, agent, token)
-      const proc = run('kube-apiserver', apiserverBin, [
+      const proc = start('kube-apiserver', apiserverBin, [
         `--etcd-servers=${etcdUrl}`,
         `--bind-address=${address}`,
         `--advertise-address=${address}`,
@@ -423,7 +433,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
     await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 })
 
     if (kcmBin) {
-      const proc = run('kube-controller-manager', kcmBin, [
+      const proc = start('kube-controller-manager', kcmBin, [
         `--kubeconfig=${kubeconfigPath}`,
         // One instance, no lease to wait for.
         '--leader-elect=false',

@@ -18,7 +18,7 @@ import {
   type NodeCluster,
 } from './node/cluster.js'
 import { snapshotChains, type ChainSnapshot } from './node/iptables.js'
-import { mountsUnder } from './node/leftovers.js'
+import { cgroupControllers, mountsUnder } from './node/leftovers.js'
 import { apiCall, createNamespace, runPod, waitForPod, type Pod } from './node/pods.js'
 
 const NS = 'node-test'
@@ -78,6 +78,8 @@ describe('node cluster', () => {
     expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^containerd:\/\/1\.6\./)
     // The registry's name resolves on this machine as on a runner.
     expect(hostsLines()).toBe(1)
+    // Pods' cgroups go under the kubelet's own root (so stop() finds them all).
+    expect(cgroupControllers().some((c) => existsSync(`${c}/oml-chains-node/kubepods`))).toBe(true)
   })
 
   it('runs a pod from registry.local:5000 to completion; its log comes through the API server', async () => {
@@ -392,11 +394,7 @@ httpd.serve_forever()
     expect(existsSync(dir)).toBe(false)
     expect(mountsUnder(dir)).toEqual([])
     expect(existsSync('/sys/class/net/oml-node0')).toBe(false)
-    expect(
-      readdirSync('/sys/fs/cgroup').filter((c) =>
-        existsSync(`/sys/fs/cgroup/${c}/oml-chains-node`),
-      ),
-    ).toEqual([])
+    expect(cgroupControllers().filter((c) => existsSync(`${c}/oml-chains-node`))).toEqual([])
     // No chain added by the cluster remains, and every other chain is still there
     // (fewer KUBE-/CNI- chains than before only if an earlier run's leftovers were swept).
     const chainsAfter = await snapshotChains()

@@ -24,7 +24,8 @@
  *
  * It takes root (containerd, iptables, mounts), one cluster per machine at a
  * time (a lock; other test files wait for it), and stop() leaves the machine
- * as it found it. Each process logs to .tools/logs/node/<name>.log.
+ * as it found it. Each process (control plane included) logs to
+ * .tools/logs/node/<name>.log, kept until the next cluster starts.
  */
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
@@ -271,6 +272,7 @@ export async function startNodeCluster(
       controllerManager: true,
       address: NODE_IP,
       serviceAccounts: true,
+      logDir: NODE_LOG_DIR,
       timeoutMs: Math.max(1_000, deadline - Date.now()),
       apiserverArgs: [
         // The kubelet's serving certificate is checked; the API server shows its own to it.

@@ -85,11 +85,14 @@ function processesNaming(dir: string): StartedProcess[] {
 }
 
 /**
- * Cgroup hierarchies mounted under /sys/fs/cgroup (cpu, memory, pids, ..., the
- * named systemd one), each once: links such as cpu,cpuacct -> cpu are skipped.
+ * Cgroup hierarchies: on cgroup v1 those mounted under /sys/fs/cgroup (cpu,
+ * memory, pids, ..., the named systemd one), each once (links such as
+ * cpu,cpuacct -> cpu are skipped); on cgroup v2 the one at /sys/fs/cgroup,
+ * whose subfolders are cgroups, not hierarchies.
  */
 export function cgroupControllers(): string[] {
   if (!existsSync(CGROUP_FS)) return []
+  if (existsSync(path.join(CGROUP_FS, 'cgroup.controllers'))) return [CGROUP_FS]
   return readdirSync(CGROUP_FS)
     .map((name) => path.join(CGROUP_FS, name))
     .filter((dir) => !lstatSync(dir).isSymbolicLink() && existsSync(path.join(dir, 'cgroup.procs')))
