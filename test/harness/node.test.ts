@@ -15,10 +15,12 @@ import {
   NODE_IP,
   NODE_NAME,
   startNodeCluster,
+  whileNoNodeCluster,
   type NodeCluster,
 } from './node/cluster.js'
 import { snapshotChains, type ChainSnapshot } from './node/iptables.js'
 import { cgroupControllers, mountsUnder } from './node/leftovers.js'
+import { readSysctls } from './node/network.js'
 import { apiCall, createNamespace, runPod, waitForPod, type Pod } from './node/pods.js'
 
 const NS = 'node-test'
@@ -47,10 +49,15 @@ describe('node cluster', () => {
   let digest: string
   let chainsBefore: ChainSnapshot
   let hostsBefore: number
+  let sysctlsBefore: Record<string, string>
 
   beforeAll(async () => {
-    chainsBefore = await snapshotChains()
-    hostsBefore = hostsLines()
+    // The machine as it is without a node cluster, to compare with after stop().
+    await whileNoNodeCluster(async () => {
+      chainsBefore = await snapshotChains()
+      hostsBefore = hostsLines()
+      sysctlsBefore = readSysctls()
+    })
     const started = Date.now()
     cluster = await startNodeCluster()
     console.log(`node cluster started in ${Date.now() - started} ms`)
@@ -391,37 +398,29 @@ httpd.serve_forever()
   it('stops completely: processes, mounts, interfaces, iptables chains, the hosts line, its folder', async () => {
     const { dir } = cluster
     await cluster.stop()
-    expect(existsSync(dir)).toBe(false)
-    expect(mountsUnder(dir)).toEqual([])
-    expect(existsSync('/sys/class/net/oml-node0')).toBe(false)
-    expect(cgroupControllers().filter((c) => existsSync(`${c}/oml-chains-node`))).toEqual([])
-    // No chain added by the cluster remains, and every other chain is still there
-    // (fewer KUBE-/CNI- chains than before only if an earlier run's leftovers were swept).
-    const chainsAfter = await snapshotChains()
-    expect(Object.keys(chainsAfter)).toEqual(Object.keys(chainsBefore))
-    for (const [table, chains] of Object.entries(chainsAfter)) {
-      const before = chainsBefore[table]!
-      expect(
-        chains.filter((c) => !before.includes(c)),
-        table,
-      ).toEqual([])
-      expect(
-        before.filter((c) => !/^(KUBE|CNI)-/.test(c) && !chains.includes(c)),
-        table,
-      ).toEqual([])
-    }
-    // Removed if it was added here (or left by an earlier run), kept if it was there already.
-    expect(hostsLines()).toBeLessThanOrEqual(hostsBefore)
-    const processes = readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)
-        } catch {
-          return false
-        }
-      })
-    expect(processes).toEqual([])
-    await expect(fetch('http://127.0.0.1:5000/v2/')).rejects.toThrow()
+    // Checked while no other test file's cluster runs (they wait for each other).
+    await whileNoNodeCluster(async () => {
+      expect(existsSync(dir)).toBe(false)
+      expect(mountsUnder(dir)).toEqual([])
+      expect(existsSync('/sys/class/net/oml-node0')).toBe(false)
+      expect(cgroupControllers().filter((c) => existsSync(`${c}/oml-chains-node`))).toEqual([])
+      // Docker's chains and everything else as before; no KUBE-* or CNI-* added.
+      expect(await snapshotChains()).toEqual(chainsBefore)
+      // The kernel settings the kubelet and the network changed are back.
+      expect(readSysctls()).toEqual(sysctlsBefore)
+      // Removed if it was added here, kept if it was there already.
+      expect(hostsLines()).toBe(hostsBefore)
+      const processes = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)
+          } catch {
+            return false
+          }
+        })
+      expect(processes).toEqual([])
+      await expect(fetch('http://127.0.0.1:5000/v2/')).rejects.toThrow()
+    })
   }, 120_000)
 })

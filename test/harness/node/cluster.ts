@@ -136,6 +136,36 @@ export function nodeRegistry(): NodeRegistry {
   return running.registry
 }
 
+/** A cluster whose test process died without stopping it: removed from its record. */
+async function sweepDeadCluster(): Promise<void> {
+  const previous = await readState()
+  if (!previous) return
+  const problems = await removeLeftovers(previous)
+  if (problems.length > 0) {
+    throw new Error(
+      `a previous node cluster's leftovers could not be removed:\n- ${problems.join('\n- ')}`,
+    )
+  }
+}
+
+/**
+ * Runs `look` while no node cluster runs on this machine (holding the lock,
+ * after removing a dead one's leftovers): for tests that compare the machine
+ * before a cluster and after it, without another test file's cluster between.
+ */
+export async function whileNoNodeCluster<T>(
+  look: () => Promise<T>,
+  timeoutMs = 300_000,
+): Promise<T> {
+  const unlock = await lockNode(Date.now() + timeoutMs)
+  try {
+    await sweepDeadCluster()
+    return await look()
+  } finally {
+    await unlock()
+  }
+}
+
 /** The kubelet's cgroup root in every controller; cpuset needs its CPUs and memory nodes set. */
 function createCgroupRoot(): void {
   for (const controller of cgroupControllers()) {
@@ -228,16 +258,7 @@ export async function startNodeCluster(
     })())
 
   try {
-    // A cluster whose test process died without stopping it: removed from its record.
-    const previous = await readState()
-    if (previous) {
-      const problems = await removeLeftovers(previous)
-      if (problems.length > 0) {
-        throw new Error(
-          `a previous node cluster's leftovers could not be removed:\n- ${problems.join('\n- ')}`,
-        )
-      }
-    }
+    await sweepDeadCluster()
     if (bridgeExists()) {
       throw new Error(
         `network interface ${BRIDGE} exists and is not from a node cluster this harness knows of: remove it (ip link delete ${BRIDGE})`,
