@@ -1,5 +1,6 @@
-import { Log, type V1Pod } from '@kubernetes/client-node'
-import { Writable } from 'node:stream'
+import { ApiException, type V1Pod } from '@kubernetes/client-node'
+import http, { type IncomingMessage } from 'node:http'
+import https from 'node:https'
 import { setTimeout as delay } from 'node:timers/promises'
 import { statusOf, type Kube } from './client.js'
 
@@ -27,15 +28,14 @@ function nanos(seconds: string, fraction = ''): bigint {
 }
 
 /**
- * Follows a container's log through the API server (client-node's `Log`,
- * `follow=true`) and hands each line to `onLine`. A stream that ends before
+ * Follows a container's log through the API server (`follow=true`) and hands
+ * each line to `onLine`. A stream that ends before
  * the container has finished (kubelet restart, API server or network cut) is
  * reopened with `sinceTime`; as the API server keeps only whole seconds of
  * `sinceTime`, lines are read with timestamps and those at or before the last
  * one seen are dropped, so nothing is repeated and nothing is lost.
  */
 export async function followContainerLog(kube: Kube, options: FollowLogOptions): Promise<void> {
-  const logApi = new Log(kube.config)
   let lastNs = -1n
   /** Lines seen with exactly the last timestamp (a runtime may stamp two lines alike). */
   let atLast = 0
@@ -49,7 +49,7 @@ export async function followContainerLog(kube: Kube, options: FollowLogOptions):
     try {
       const resumeNs = lastNs
       let skip = atLast
-      await readOnce(logApi, options, !last, resumeNs >= 0n ? resumeNs : undefined, (ns, text) => {
+      await readOnce(kube, options, !last, resumeNs >= 0n ? resumeNs : undefined, (ns, text) => {
         if (ns < resumeNs) return
         // Lines stamped exactly like the last one seen were delivered already.
         if (ns === resumeNs && skip > 0) {
@@ -81,30 +81,12 @@ export async function followContainerLog(kube: Kube, options: FollowLogOptions):
  * following). Lines are handed over with their timestamp in nanoseconds.
  */
 async function readOnce(
-  logApi: Log,
+  kube: Kube,
   options: FollowLogOptions,
   follow: boolean,
   sinceNs: bigint | undefined,
   onLine: (ns: bigint, text: string) => void,
 ): Promise<void> {
-  let pending = ''
-  let ended!: () => void
-  const done = new Promise<void>((resolve) => (ended = resolve))
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      pending += chunk.toString('utf8')
-      const lines = pending.split('\n')
-      pending = lines.pop() ?? ''
-      for (const line of lines) deliver(line)
-      callback()
-    },
-    final(callback) {
-      if (pending) deliver(pending)
-      pending = ''
-      callback()
-      ended()
-    },
-  })
   const deliver = (line: string) => {
     const match = STAMPED.exec(line)
     if (match) onLine(nanos(match[1]!, match[2]), match[3]!)
@@ -113,38 +95,66 @@ async function readOnce(
     sinceNs === undefined
       ? undefined
       : new Date(Number(sinceNs / 1_000_000n)).toISOString().replace(/\.\d+Z$/, 'Z')
-  // `log()` resolves once the response headers are in; a stop that comes
-  // before then must not wait for them.
-  let controller: AbortController | undefined
-  const stop = () => {
-    controller?.abort()
-    ended()
-  }
+  const controller = new AbortController()
+  const stop = () => controller.abort()
   if (follow) {
     if (options.stop.aborted) return
     options.stop.addEventListener('abort', stop, { once: true })
   }
   try {
-    const request = logApi.log(options.namespace, options.pod, options.container, sink, {
-      follow,
-      timestamps: true,
-      sinceTime,
-    })
-    const stopped = done.then(() => undefined)
-    controller = await Promise.race([request, stopped])
-    if (!controller) {
-      // Stopped first: the request still open is aborted as soon as it can be.
-      request.then(
-        (c) => c.abort(),
-        () => undefined,
-      )
-      return
+    const response = await requestLog(kube, options, { follow, sinceTime }, controller.signal)
+    let pending = ''
+    for await (const chunk of response) {
+      pending += (chunk as Buffer).toString('utf8')
+      const lines = pending.split('\n')
+      pending = lines.pop() ?? ''
+      for (const line of lines) deliver(line)
     }
-    if (options.stop.aborted && follow) controller.abort()
-    await done
+    if (pending) deliver(pending)
+  } catch (err) {
+    // Stopped while following: what came before is delivered.
+    if (controller.signal.aborted) return
+    throw err
   } finally {
     options.stop.removeEventListener('abort', stop)
   }
+}
+
+/**
+ * `GET .../pods/<pod>/log` with timestamps, over node:https with the
+ * kubeconfig's TLS settings and credentials. Not client-node's `Log`: it pipes
+ * the response into the caller's stream without an error handler, so aborting
+ * a stream that is still open (a stop while the kubelet keeps it open) throws
+ * an uncaught AbortError. Resolves with the response once it is 200; any other
+ * status is an ApiException, as from the generated clients.
+ */
+async function requestLog(
+  kube: Kube,
+  target: Pick<FollowLogOptions, 'namespace' | 'pod' | 'container'>,
+  query: { follow: boolean; sinceTime?: string },
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const server = kube.config.getCurrentCluster()?.server
+  if (!server) throw new Error('the kubeconfig has no current cluster')
+  const url = new URL(
+    `${server.replace(/\/$/, '')}/api/v1/namespaces/${target.namespace}/pods/${target.pod}/log`,
+  )
+  url.searchParams.set('container', target.container)
+  url.searchParams.set('follow', String(query.follow))
+  url.searchParams.set('timestamps', 'true')
+  if (query.sinceTime) url.searchParams.set('sinceTime', query.sinceTime)
+  const options: https.RequestOptions = { method: 'GET', headers: {} }
+  await kube.config.applyToHTTPSOptions(options)
+  const send = url.protocol === 'http:' ? http.request : https.request
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = send(url, { ...options, signal }, resolve)
+    request.once('error', reject)
+    request.end()
+  })
+  if (response.statusCode === 200) return response
+  let body = ''
+  for await (const chunk of response) body += (chunk as Buffer).toString('utf8')
+  throw new ApiException(response.statusCode ?? 0, 'log request failed', body, {})
 }
 
 /** Whether a container of a pod has terminated (or the pod is gone or over). */
