@@ -198,7 +198,8 @@ export async function runPipeline(
         what: `${where} to finish`,
         diagnose: async ([found]) => {
           const c = conditionOf(found, 'Succeeded')
-          return c ? `${c.reason ?? c.status}: ${c.message ?? ''}` : 'not started by Tekton'
+          const state = c ? `${c.reason ?? c.status}: ${c.message ?? ''}` : 'not started by Tekton'
+          return state + (await waitingContainers(kube, namespace, selector))
         },
       },
     )
@@ -303,6 +304,35 @@ class StepLogs {
     clearTimeout(timer)
     if (this.openGroup !== undefined) this.output.endGroup()
     this.openGroup = undefined
+  }
+}
+
+/**
+ * `; pod P: container C waiting (ErrImagePull: ...)` for each container of
+ * the run's pods that has not started: what keeps a run from going on (an
+ * image the node cannot pull, a pod still being created), as the kubelet says it.
+ */
+async function waitingContainers(kube: Kube, namespace: string, selector: string): Promise<string> {
+  try {
+    const pods = await kube.core.listNamespacedPod({ namespace, labelSelector: selector })
+    const waiting: string[] = []
+    for (const pod of pods.items) {
+      const statuses = [
+        ...(pod.status?.initContainerStatuses ?? []),
+        ...(pod.status?.containerStatuses ?? []),
+      ]
+      for (const status of statuses) {
+        const reason = status.state?.waiting?.reason
+        if (!reason) continue
+        const message = status.state?.waiting?.message
+        waiting.push(
+          `pod ${pod.metadata?.name}: container ${status.name} waiting (${reason}${message ? `: ${message}` : ''})`,
+        )
+      }
+    }
+    return waiting.map((w) => `; ${w}`).join('')
+  } catch {
+    return '' // Diagnostics only: the timeout is reported anyway.
   }
 }
 
