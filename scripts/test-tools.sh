@@ -284,24 +284,28 @@ trainer_base() {
   ln -sfn "$tar" "$tools/images/trainer-base.tar"
 }
 
-# tekton_pipeline: Tekton Pipelines' release and its images, made once per
-# recipe and pinned versions, in two steps cached apart (the bases change
-# seldom and take a debootstrap; the release takes a ko build). Each folder is
-# named after what it is built from, built in a temporary one and renamed into
-# place last, so an interrupted build is never taken for a finished one.
-tekton_pipeline() {
-  [ -n "$TEKTON_PIPELINE_VERSION" ] || die "no tektonPipelinesVersion found in src/versions.ts"
+# tekton_release NAME VERSION: one Tekton project's release and its images
+# (test/harness/releases/NAME.sh), made once per recipe and pinned versions,
+# in two steps cached apart: the bases, which change seldom and take a
+# debootstrap, are made at most once for all the releases; each release
+# takes a ko build. Each folder is named after what it is built from, built
+# in a temporary one and renamed into place last, so an interrupted build is
+# never taken for a finished one. Linked as .tools/releases/NAME.
+tekton_release() {
+  local name=$1 version=$2
+  [ -n "$version" ] || die "no version to build $name at (tekton-pipeline's is src/versions.ts's tektonPipelinesVersion)"
   local lib=$root/test/harness/images/lib.sh
   local bases_script=$root/test/harness/images/debian-bases.sh
-  local release_script=$root/test/harness/releases/tekton-pipeline.sh
+  local release_lib=$root/test/harness/releases/lib.sh
+  local release_script=$root/test/harness/releases/$name.sh
   local bases_key release_key
   bases_key=$({ cat "$lib" "$bases_script"; echo "$CRANE_MODULE $(uname -m)"; } | sha256sum | cut -c1-12)
   release_key=$({
-    cat "$lib" "$release_script"
-    echo "$bases_key $TEKTON_PIPELINE_VERSION $KO_MODULE $CRANE_MODULE"
+    cat "$lib" "$release_lib" "$release_script"
+    echo "$bases_key $version $KO_MODULE $CRANE_MODULE"
   } | sha256sum | cut -c1-12)
   local bases=$cache/images/tekton-bases-$bases_key
-  local release=$cache/releases/tekton-pipeline-$TEKTON_PIPELINE_VERSION-$release_key
+  local release=$cache/releases/$name-$version-$release_key
   export TOOLS_BIN=$tools/bin
   local tmp
   if [ ! -d "$release" ] && [ ! -d "$bases" ]; then
@@ -317,15 +321,15 @@ tekton_pipeline() {
   fi
   if [ ! -d "$release" ]; then
     mkdir -p "$cache/releases"
-    tmp=$(mktemp -d "$cache/releases/tekton-pipeline.XXXXXX")
+    tmp=$(mktemp -d "$cache/releases/$name.XXXXXX")
     (
       trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-      bash "$release_script" "$TEKTON_PIPELINE_VERSION" "$bases" "$tmp/out" &&
+      bash "$release_script" "$version" "$bases" "$tmp/out" &&
         { mv -T "$tmp/out" "$release" 2>/dev/null || [ -d "$release" ]; }
-    ) || die "making the Tekton Pipelines release failed (see above)"
+    ) || die "making the $name release failed (see above)"
   fi
   mkdir -p "$tools/releases"
-  ln -sfn "$release" "$tools/releases/tekton-pipeline"
+  ln -sfn "$release" "$tools/releases/$name"
 }
 
 # cni_plugins: the CNI plugins the node's containerd runs for every pod
@@ -463,7 +467,7 @@ status=0
 # Tekton's release is built with registry, crane and ko only: it starts as
 # soon as they are there, alongside the longer builds.
 for pid in "$registry_pid" "$crane_pid" "$ko_pid"; do wait "$pid" || status=1; done
-if [ "$status" = 0 ]; then tekton_pipeline & pids+=($!); fi
+if [ "$status" = 0 ]; then tekton_release tekton-pipeline "$TEKTON_PIPELINE_VERSION" & pids+=($!); fi
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"
 
