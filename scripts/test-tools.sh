@@ -54,6 +54,11 @@
 #             made from the module's config/ naming them in registry.local:5000
 #             by digest (test/harness/releases/tekton-pipeline.sh); linked as
 #             .tools/releases/tekton-pipeline (release.yaml, layout/)
+#   Tekton Chains release
+#             the same from Chains' Go module, at the newest version the module
+#             proxy serves (TEKTON_CHAINS_VERSION below), on the same static
+#             base (test/harness/releases/tekton-chains.sh); linked as
+#             .tools/releases/tekton-chains
 #
 # Go modules are checked by the go command against go.sum's checksum database.
 set -euo pipefail
@@ -76,6 +81,10 @@ CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane@v0.22.1
 KO_MODULE=github.com/google/ko@v0.19.1
 # The Tekton Pipelines release the tests build: the one the action installs.
 TEKTON_PIPELINE_VERSION=$(sed -n "s/^export const tektonPipelinesVersion = '\(v[0-9.]*\)'$/\1/p" "$root/src/versions.ts")
+# The Tekton Chains release the tests build: not the one the action pins
+# (src/versions.ts), which the Go module proxy refuses (403), as it does every
+# version after this one; this is the newest it serves.
+TEKTON_CHAINS_VERSION=v0.26.3
 # The release that goes with the Kubernetes minor scripts/kube pins.
 CRICTL_MODULE=sigs.k8s.io/cri-tools/cmd/crictl@v1.36.0
 
@@ -464,10 +473,18 @@ pause_image & pids+=($!)
 python_venv & pids+=($!)
 trainer_base & pids+=($!)
 status=0
-# Tekton's release is built with registry, crane and ko only: it starts as
-# soon as they are there, alongside the longer builds.
+# Tekton's releases are built with registry, crane and ko only: they start as
+# soon as those are there, alongside the longer builds; one after the other,
+# so that the bases they share are made once and two ko builds do not share
+# the CPUs.
 for pid in "$registry_pid" "$crane_pid" "$ko_pid"; do wait "$pid" || status=1; done
-if [ "$status" = 0 ]; then tekton_release tekton-pipeline "$TEKTON_PIPELINE_VERSION" & pids+=($!); fi
+if [ "$status" = 0 ]; then
+  {
+    tekton_release tekton-pipeline "$TEKTON_PIPELINE_VERSION" &&
+      tekton_release tekton-chains "$TEKTON_CHAINS_VERSION"
+  } &
+  pids+=($!)
+fi
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" = 0 ] || die "some tools failed to install (see above)"
 
