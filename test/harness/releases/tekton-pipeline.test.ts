@@ -1,24 +1,22 @@
-import { execFile } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseManifests, type KubeObject } from '../../../src/kube/objects.js'
-import { RegistryClient } from '../../../src/oci/client.js'
-import { parseReference, withTag } from '../../../src/oci/reference.js'
-import { fetchTektonRelease } from '../../../src/tools/tekton/release.js'
 import { docker, dockerChecked } from '../docker.js'
 import { startRegistry, type TestRegistry } from '../registry.js'
-import { startReleaseHost } from '../release-host.js'
-import { useRunnerDirs } from '../runner-dirs.js'
-import { repoRoot, toolPath } from '../tools.js'
-import { startInternetStandIn } from '../internet.js'
-import { RELEASES_PATH, serveTektonRelease } from './serve.js'
+import { repoRoot } from '../tools.js'
+import {
+  CA_BUNDLE,
+  expectDebianCaBundle,
+  expectOnlyLocalImages,
+  fileOfImage,
+  itIsPushedAndServed,
+} from './release-checks.js'
 import {
   RELEASE_REGISTRY,
-  TEKTON_PIPELINE_DIR,
-  publishTektonPipelineRelease,
   pushTektonPipelineRelease,
   readTektonPipelineRelease,
+  tektonPipeline,
   type TektonPipelineRelease,
 } from './tekton-pipeline.js'
 
@@ -48,17 +46,6 @@ const argValue = (container: Container, flag: string) => {
   const at = args.indexOf(flag)
   return at >= 0 ? args[at + 1] : undefined
 }
-
-/** Runs a command with exactly `env`; its stdout, or an error with its stderr. */
-function run(command: string, args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { env, timeout: 60_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${command} failed: ${stderr}`, { cause: err })) : resolve(stdout),
-    )
-  })
-}
-
-const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
 let release: TektonPipelineRelease
 let registry: TestRegistry
@@ -103,9 +90,7 @@ describe('the Tekton Pipelines release made from its module', () => {
   })
 
   it('names every image in registry.local:5000 by digest, and nothing outside it', () => {
-    const pinned = /^registry\.local:5000\/[a-z0-9._/-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$/
-    expect(release.images.length).toBeGreaterThan(0)
-    for (const image of release.images) expect(image).toMatch(pinned)
+    expectOnlyLocalImages(release)
 
     // Every container's image, and every image the controller hands to the pods it makes.
     const controller = deploymentsOf(release)
@@ -128,121 +113,9 @@ describe('the Tekton Pipelines release made from its module', () => {
     for (const image of used) expect(release.images).toContain(image)
     // ko built one image per binary; the busybox shell image is the one more.
     expect(release.images).toHaveLength(new Set(used).size)
-
-    // Nothing an object says (CRD schemas aside: their descriptions cite
-    // examples) names another registry; comments may, as Tekton's do.
-    const strings = (value: unknown): string[] =>
-      typeof value === 'string'
-        ? [value]
-        : Array.isArray(value)
-          ? value.flatMap(strings)
-          : value !== null && typeof value === 'object'
-            ? Object.values(value).flatMap(strings)
-            : []
-    const said = release.objects
-      .filter((o) => o.kind !== 'CustomResourceDefinition')
-      .flatMap(strings)
-    const externals = [
-      'ghcr.io',
-      'gcr.io',
-      'cgr.dev',
-      'mcr.microsoft.com',
-      'docker.io',
-      'registry.k8s.io',
-      'quay.io',
-      'ko://',
-    ]
-    expect(said.filter((text) => externals.some((host) => text.includes(host)))).toEqual([])
   })
 
-  it('pushes exactly the images it names into a fresh registry, and a second push uploads nothing', async () => {
-    const { pushed, images } = await pushTektonPipelineRelease(registry.host)
-    expect(
-      pushed.map((p) => `${RELEASE_REGISTRY}/${p.pushed.slice(registry.host.length + 1)}`).sort(),
-    ).toEqual(images.map((image) => image.replace(/:[\w.-]+@/, '@')).sort())
-
-    // What the registry serves under each name is the digest the manifest pins:
-    // resolved by tag where the manifest has one, hashed from the bytes.
-    const client = new RegistryClient({ insecure: () => true })
-    for (const image of images) {
-      const ref = parseReference(image)
-      const where = { registry: registry.host, repository: ref.repository }
-      const resolved = await client.resolve(
-        ref.tag ? withTag(where, ref.tag) : { ...where, digest: ref.digest },
-      )
-      expect(resolved.digest).toBe(ref.digest)
-    }
-
-    // The layout holds these images and no others.
-    const index = JSON.parse(
-      await readFile(path.join(TEKTON_PIPELINE_DIR, 'layout', 'index.json'), 'utf8'),
-    ) as {
-      manifests: { digest: string }[]
-    }
-    expect(index.manifests.map((m) => m.digest).sort()).toEqual(
-      images.map((image) => image.slice(image.indexOf('@') + 1)).sort(),
-    )
-
-    const uploadsBefore = registry.log().match(/POST \/v2\/[^ ]*\/blobs\/uploads/g)?.length ?? 0
-    expect(uploadsBefore).toBeGreaterThan(0)
-    await pushTektonPipelineRelease(registry.host)
-    const uploadsAfter = registry.log().match(/POST \/v2\/[^ ]*\/blobs\/uploads/g)?.length ?? 0
-    expect(uploadsAfter).toBe(uploadsBefore)
-  })
-
-  it('passes the action’s release checks, served with the digest GitHub reports', async () => {
-    const host = await startReleaseHost()
-    const dirs = await useRunnerDirs()
-    try {
-      const served = serveTektonRelease(
-        { manifests: host, api: host },
-        { component: 'pipeline', version: release.version, manifest: release.manifest },
-      )
-      const fetched = await fetchTektonRelease('pipeline', release.version, {
-        manifestBase: host.url + RELEASES_PATH,
-        githubApi: host.url,
-      })
-      expect(fetched).toMatchObject({
-        url: served.url,
-        sha256: release.sha256,
-        verifiedBy: "the digest of GitHub's release asset",
-      })
-      expect(fetched.objects).toHaveLength(release.objects.length)
-    } finally {
-      await dirs.restore()
-      await host.close()
-    }
-  })
-
-  it('is served to a process on the internet stand-in at Tekton’s URL, with its digest at GitHub’s API', async () => {
-    const internet = await startInternetStandIn()
-    try {
-      const { served } = await publishTektonPipelineRelease(internet, registry.host)
-      expect(served.url).toBe(
-        `https://infra.tekton.dev/tekton-releases/pipeline/previous/${release.version}/release.yaml`,
-      )
-      // What the action's fetches see, through the proxy, in a process of its own.
-      const script = `
-        const { createHash } = await import('node:crypto')
-        const manifest = await (await fetch(${JSON.stringify(served.url)})).text()
-        const api = await (await fetch('https://api.github.com/repos/tektoncd/pipeline/releases/tags/${release.version}')).json()
-        console.log(JSON.stringify({ sha256: createHash('sha256').update(manifest).digest('hex'), api }))`
-      const child = await run(toolPath('node'), ['--input-type=module', '-e', script], {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...internet.env,
-      })
-      expect(JSON.parse(child)).toEqual({
-        sha256: release.sha256,
-        api: {
-          tag_name: release.version,
-          assets: [{ name: 'release.yaml', digest: `sha256:${release.sha256}` }],
-        },
-      })
-      expect(internet.refused()).toEqual([])
-    } finally {
-      await internet.stop()
-    }
-  })
+  itIsPushedAndServed(tektonPipeline, () => registry)
 
   it('has images that run: the controller, the resolvers’ git and tini, the shell', async () => {
     await pushTektonPipelineRelease(registry.host)
@@ -290,26 +163,8 @@ describe('the Tekton Pipelines release made from its module', () => {
       await dockerChecked(['run', '--rm', shell, 'sh', '-c', 'id -u; ls /etc/ssl/certs']),
     ).toBe('0\nca-certificates.crt\n')
 
-    // The CA bundle is Debian's: none of the CAs this machine adds (such as
-    // a TLS-inspecting proxy's) is in the shell's or the controller's.
-    const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
-    const localDir = '/usr/local/share/ca-certificates'
-    const localCerts = (
-      await Promise.all(
-        (await readdir(localDir).catch(() => []))
-          .filter((file) => file.endsWith('.crt'))
-          .map((file) => readFile(path.join(localDir, file), 'utf8')),
-      )
-    ).flatMap((text) => text.match(pem) ?? [])
-    const shellBundle = await dockerChecked(['run', '--rm', shell, 'cat', CA_BUNDLE])
-    const created = (await dockerChecked(['create', image('tekton-pipelines-controller')])).trim()
-    // `docker cp` to stdout writes a tar stream: the file's bytes as they are.
-    const controllerBundle = await dockerChecked(['cp', `${created}:${CA_BUNDLE}`, '-']).finally(
-      () => dockerChecked(['rm', created]),
-    )
-    for (const bundle of [shellBundle, controllerBundle]) {
-      expect(bundle.match(pem)?.length).toBeGreaterThan(100)
-      for (const cert of localCerts) expect(bundle).not.toContain(cert)
-    }
+    // The CA bundle is Debian's, in the shell and in the images ko built.
+    await expectDebianCaBundle(await dockerChecked(['run', '--rm', shell, 'cat', CA_BUNDLE]))
+    await expectDebianCaBundle(await fileOfImage(image('tekton-pipelines-controller'), CA_BUNDLE))
   })
 })
