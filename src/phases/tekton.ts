@@ -254,7 +254,51 @@ async function reconfigureChains(
     deadline,
     restarted.metadata.generation as number | undefined,
   )
+  await waitUntilOnlyNewPods(kube, restarted, deadline)
   return { component: 'chains', version, action: 'kept' }
+}
+
+interface PodOfDeployment {
+  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: unknown }
+}
+
+/**
+ * Waits until the pods a Deployment's rollout replaced are gone: an old
+ * Chains controller still shutting down could otherwise sign with the
+ * previous key. Done when no pod of its selector is terminating and they
+ * all come from one template (one pod-template-hash).
+ */
+async function waitUntilOnlyNewPods(
+  kube: Kube,
+  deployment: KubeObject,
+  deadline: number,
+): Promise<void> {
+  const spec = deployment.spec as { selector?: { matchLabels?: Record<string, string> } }
+  const selector = Object.entries(spec.selector?.matchLabels ?? {})
+  const namespace = deployment.metadata.namespace
+  const ours = (pod: PodOfDeployment) =>
+    selector.every(([key, value]) => pod.metadata?.labels?.[key] === value)
+  await waitFor<PodOfDeployment>(
+    kube,
+    { apiVersion: 'v1', kind: 'Pod', namespace },
+    (pods) => {
+      const own = pods.filter(ours)
+      const templates = new Set(own.map((p) => p.metadata?.labels?.['pod-template-hash']))
+      return own.every((p) => p.metadata?.deletionTimestamp === undefined) && templates.size <= 1
+    },
+    {
+      deadline,
+      what: `the pods replaced by the restart of Deployment ${namespace}/${deployment.metadata.name} to stop`,
+      diagnose: async (pods) =>
+        pods
+          .filter(ours)
+          .map(
+            (p) =>
+              `${p.metadata?.name}${p.metadata?.deletionTimestamp === undefined ? '' : ' (terminating)'}`,
+          )
+          .join(', ') || 'no pods',
+    },
+  )
 }
 
 /**
