@@ -10,18 +10,25 @@
  * controller Deployment running a pod that only sleeps, so that the action's
  * Tekton phase finds the Deployment it waits for. Signing is not tested here.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { V1Pod } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { prepareRunNamespace } from '../../src/phases/credentials.js'
 import { runPipeline } from '../../src/phases/pipeline.js'
-import { prepareSigningKey } from '../../src/phases/signing.js'
-import { installTekton } from '../../src/phases/tekton.js'
+import { prepareSigningKey, type SigningKey } from '../../src/phases/signing.js'
+import {
+  CHAINS_CONFIG,
+  CHAINS_CONTROLLER,
+  CHAINS_NAMESPACE,
+  installTekton,
+  SIGNING_SECRET,
+} from '../../src/phases/tekton.js'
 import { prepareTrainerImage } from '../../src/phases/trainer-image.js'
 import { parseManifests, type KubeObject } from '../../src/kube/objects.js'
 import { waitFor } from '../../src/kube/wait.js'
+import { connect } from '../../src/kube/client.js'
 import { RegistryClient } from '../../src/oci/client.js'
 import { formatReference, parseReference, type Reference } from '../../src/oci/reference.js'
 import { Docker } from '../../src/tools/docker.js'
@@ -46,6 +53,8 @@ let cluster: NodeCluster
 let host: ReleaseHost
 let dirs: RunnerDirs
 let release: TektonPipelineRelease
+/** The Chains stand-in's objects, as served. */
+let chainsObjects: KubeObject[]
 /** The registry as the host pushes to it (127.0.0.1:5000), and as pods name it. */
 let client: RegistryClient
 
@@ -53,7 +62,7 @@ let client: RegistryClient
  * The release-shaped Chains manifest with its controller pod made runnable
  * here: the busybox image the Pipelines release already holds, sleeping.
  */
-async function chainsStandInManifest(shellImage: string): Promise<string> {
+async function chainsStandInManifest(shellImage: string): Promise<KubeObject[]> {
   const file = path.join(repoRoot, 'test/harness/manifests/tekton-chains-release.yaml')
   const objects = parseManifests(await readFile(file, 'utf8'), file)
   for (const object of objects) {
@@ -66,7 +75,7 @@ async function chainsStandInManifest(shellImage: string): Promise<string> {
       container.command = ['sleep', '2147483647']
     }
   }
-  return objects.map((o: KubeObject) => stringify(o)).join('---\n')
+  return objects
 }
 
 beforeAll(async () => {
@@ -76,6 +85,7 @@ beforeAll(async () => {
   release = await pushTektonPipelineRelease(cluster.registry.host)
   const shell = release.images.find((image) => image.includes('/bases/busybox@'))
   if (!shell) throw new Error(`the Pipelines release names no busybox image: ${release.images}`)
+  chainsObjects = await chainsStandInManifest(shell)
   const hosts = { manifests: host, api: host }
   serveTektonRelease(hosts, {
     component: 'pipeline',
@@ -85,7 +95,7 @@ beforeAll(async () => {
   serveTektonRelease(hosts, {
     component: 'chains',
     version: CHAINS_VERSION,
-    manifest: await chainsStandInManifest(shell),
+    manifest: chainsObjects.map((o) => stringify(o)).join('---\n'),
   })
 }, 600_000)
 
@@ -102,13 +112,43 @@ const plan = {
 }
 
 /** The action's Tekton phase, fetching from the release host as from infra.tekton.dev and GitHub. */
-async function install() {
+async function install(key?: SigningKey) {
   const sources = { manifestBase: host.url + RELEASES_PATH, githubApi: host.url }
-  return installTekton(plan, await prepareSigningKey({}), {
+  return installTekton(plan, key ?? (await prepareSigningKey({})), {
     kube: cluster.client,
     deadline: Date.now() + 300_000,
     fetchRelease: (component, version) => fetchTektonRelease(component, version, sources),
   })
+}
+
+/**
+ * Deletes every object both releases made (webhook configurations and CRDs
+ * too: a webhook configuration left without its webhook would refuse what a
+ * new install applies) and waits until their namespaces are gone.
+ */
+async function removeTekton(): Promise<void> {
+  const objects = [...release.objects, ...chainsObjects].reverse()
+  await Promise.all(
+    objects.map((object) =>
+      cluster.client.objects
+        .delete(
+          { ...object, metadata: { ...object.metadata } },
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          'Background',
+        )
+        .catch(() => undefined),
+    ),
+  )
+  const namespaces = objects.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name)
+  await waitFor(
+    cluster.client,
+    { apiVersion: 'v1', kind: 'Namespace' },
+    (found) => !found.some((n) => namespaces.includes(n.metadata?.name ?? '')),
+    { deadline: Date.now() + 180_000, what: `namespaces ${namespaces.join(', ')} to be gone` },
+  )
 }
 
 interface PodSummary {
@@ -130,12 +170,44 @@ async function podsIn(namespace: string, labelSelector?: string): Promise<PodSum
   }))
 }
 
+/** Secret and Deployment events in tekton-chains, in the order the API server sent them. */
+async function recordChainsEvents() {
+  const events: { kind: string; type: string; name: string; keys: string[] }[] = []
+  const controllers = await Promise.all(
+    (['secrets', 'deployments'] as const).map((resource) =>
+      cluster.client.watch.watch(
+        `/${resource === 'secrets' ? 'api/v1' : 'apis/apps/v1'}/namespaces/${CHAINS_NAMESPACE}/${resource}`,
+        {},
+        (type: string, object: { metadata: { name: string }; data?: object }) =>
+          events.push({
+            kind: resource,
+            type,
+            name: object.metadata.name,
+            keys: Object.keys(object.data ?? {}),
+          }),
+        () => undefined,
+      ),
+    ),
+  )
+  return { events, stop: () => controllers.forEach((c) => c.abort()) }
+}
+
 describe("the Tekton phase on a real node, with Tekton's own release built here", () => {
   it('installs it, waits for its Deployments and is admitted by its webhook; the pods run the images built here', async () => {
-    const result = await install()
-    expect(result.pipelines).toMatchObject({ component: 'pipeline', version: PIPELINES_VERSION })
+    // Each test of this block stands alone: start from a cluster without Tekton.
+    await removeTekton()
+    const key = await prepareSigningKey({})
+    const recorder = await recordChainsEvents()
+    const result = await install(key)
+    recorder.stop()
+    expect(result.pipelines).toMatchObject({
+      component: 'pipeline',
+      version: PIPELINES_VERSION,
+      action: 'installed',
+    })
     expect(result.pipelines.release?.sha256).toBe(release.sha256)
     expect(result.pipelines.release?.verifiedBy).toBe("the digest of GitHub's release asset")
+    expect(result.chains).toMatchObject({ action: 'installed', version: CHAINS_VERSION })
 
     // `kubectl get pods -A`, as far as Tekton goes: every container runs an
     // image of the release, pulled from registry.local:5000 by digest.
@@ -155,10 +227,72 @@ describe("the Tekton phase on a real node, with Tekton's own release built here"
         }
       }
     }
-    const controllers = await podsIn('tekton-pipelines', 'app=tekton-pipelines-controller')
-    const webhooks = await podsIn('tekton-pipelines', 'app=tekton-pipelines-webhook')
-    expect(controllers).toHaveLength(1)
-    expect(webhooks).toHaveLength(1)
+    expect(await podsIn('tekton-pipelines', 'app=tekton-pipelines-controller')).toHaveLength(1)
+    expect(await podsIn('tekton-pipelines', 'app=tekton-pipelines-webhook')).toHaveLength(1)
+
+    // Chains' config and key were in place before its controller existed.
+    const config = await cluster.client.core.readNamespacedConfigMap({
+      name: CHAINS_CONFIG,
+      namespace: CHAINS_NAMESPACE,
+    })
+    expect(config.data).toMatchObject({
+      'artifacts.taskrun.storage': 'oci',
+      'storage.oci.repository.insecure': 'true',
+    })
+    const secret = await cluster.client.core.readNamespacedSecret({
+      name: SIGNING_SECRET,
+      namespace: CHAINS_NAMESPACE,
+    })
+    expect(Buffer.from(secret.data?.['cosign.pub'] ?? '', 'base64').toString()).toBe(
+      key.publicKeyPem,
+    )
+    const signing = recorder.events.filter((e) => e.kind === 'secrets' && e.name === SIGNING_SECRET)
+    expect(signing[0]).toMatchObject({
+      type: 'ADDED',
+      keys: ['cosign.key', 'cosign.password', 'cosign.pub'],
+    })
+    const firstController = recorder.events.findIndex(
+      (e) => e.kind === 'deployments' && e.name === CHAINS_CONTROLLER,
+    )
+    expect(firstController).toBeGreaterThan(recorder.events.indexOf(signing[0]!))
+  })
+
+  describe('where Pipelines and Chains already run', () => {
+    beforeAll(async () => {
+      await install(await prepareSigningKey({}))
+    }, 600_000)
+
+    it('applying again is idempotent and keeps what is running', async () => {
+      const controllers = await podsIn('tekton-pipelines', 'app=tekton-pipelines-controller')
+      const again = await install(await prepareSigningKey({}))
+      expect(again.pipelines).toEqual({
+        component: 'pipeline',
+        version: PIPELINES_VERSION,
+        action: 'kept',
+      })
+      expect(again.chains).toEqual({ component: 'chains', version: CHAINS_VERSION, action: 'kept' })
+      // Pipelines' pods were left alone.
+      expect(await podsIn('tekton-pipelines', 'app=tekton-pipelines-controller')).toEqual(
+        controllers,
+      )
+    })
+
+    it('puts a new key into a running Chains and waits for the restarted controller pod', async () => {
+      const [before] = await podsIn(CHAINS_NAMESPACE)
+      const next = await prepareSigningKey({})
+      await install(next)
+      const secret = await cluster.client.core.readNamespacedSecret({
+        name: SIGNING_SECRET,
+        namespace: CHAINS_NAMESPACE,
+      })
+      expect(Buffer.from(secret.data?.['cosign.pub'] ?? '', 'base64').toString()).toBe(
+        next.publicKeyPem,
+      )
+      // A new pod, running and ready, when the phase returns: a real restart.
+      const running = (await podsIn(CHAINS_NAMESPACE)).filter((p) => p.phase === 'Running')
+      expect(running.map((p) => p.name)).not.toContain(before?.name)
+      expect(running.some((p) => p.ready.every(Boolean))).toBe(true)
+    })
   })
 })
 
@@ -168,7 +302,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
   let datasetDigest: string
 
   beforeAll(async () => {
-    // Independent of the test above: a second install keeps what is there.
+    // Independent of the tests above: installs Tekton, or keeps what is there.
     await install()
     const built = await prepareTrainerImage(
       { source: 'build', baseImage: trainerBaseImage() },
@@ -215,9 +349,17 @@ describe('the pipeline phase on a real node with real Tekton', () => {
       uri: `${cluster.registry.name}/datasets/iris`,
       digest: datasetDigest,
     })
-    // The step's own output, followed live through the API server from the kubelet.
-    expect(logs.lines).toContain('::group::task train')
-    expect(logs.lines.some((l) => /^\[train\/train\] accuracy 0\.\d+/.test(l))).toBe(true)
+    expect(outcome.results.DATASET_DIGEST).toBe(datasetDigest)
+    expect(Number(outcome.results.ACCURACY)).toBeGreaterThan(0.9)
+    // The step's own output, followed live through the API server from the
+    // kubelet, prefixed and folded: one group for the task, around all its lines.
+    const stepLines = logs.lines.filter((l) => l.startsWith('[train/train] '))
+    expect(stepLines.some((l) => /^\[train\/train\] accuracy 0\.\d+$/.test(l))).toBe(true)
+    const first = logs.lines.indexOf(stepLines[0]!)
+    expect(logs.lines[first - 1]).toBe('::group::task train')
+    expect(logs.lines.slice(first, first + stepLines.length)).toEqual(stepLines)
+    expect(logs.lines[first + stepLines.length]).toBe('::endgroup::')
+    expect(logs.lines.filter((l) => l.startsWith('::group::'))).toHaveLength(1)
 
     // The TaskRun's pod completes, its step from the trainer image by digest.
     // Real Tekton calls the TaskRun done when its steps have ended, before the
@@ -317,5 +459,142 @@ describe('the pipeline phase on a real node with real Tekton', () => {
       (r.spec as { params?: { value: string }[] }).params?.some((p) => p.value.endsWith(':late')),
     )
     expect(late?.spec.status).toBe('Cancelled')
+  })
+
+  describe('what a user pipeline reports, and who may run one', () => {
+    /** A user's Pipeline whose one step (a script in the shell image) writes IMAGE_URL and IMAGE_DIGEST. */
+    function pipelineReporting(name: string, url: string, digest: string): string {
+      const shell = release.images.find((image) => image.includes('/bases/busybox@'))!
+      return [
+        'apiVersion: tekton.dev/v1',
+        'kind: Pipeline',
+        `metadata: {name: ${name}}`,
+        'spec:',
+        '  params: [{name: IMAGE}, {name: DATASET}, {name: TRAINER_IMAGE}]',
+        '  results:',
+        '    - {name: IMAGE_URL, value: $(tasks.push.results.IMAGE_URL)}',
+        '    - {name: IMAGE_DIGEST, value: $(tasks.push.results.IMAGE_DIGEST)}',
+        '  tasks:',
+        '    - name: push',
+        '      params: [{name: IMAGE, value: $(params.IMAGE)}]',
+        '      taskSpec:',
+        '        params: [{name: IMAGE}]',
+        '        results: [{name: IMAGE_URL}, {name: IMAGE_DIGEST}]',
+        '        steps:',
+        '          - name: push',
+        `            image: ${shell}`,
+        '            script: |',
+        `              printf '%s' "${url}" > $(results.IMAGE_URL.path)`,
+        `              printf '%s' "${digest}" > $(results.IMAGE_DIGEST.path)`,
+        '',
+      ].join('\n')
+    }
+
+    async function runUserPipeline(name: string, text: string, tag: string) {
+      const pipelinePath = path.join(dirs.temp, `${name}.yaml`)
+      await writeFile(pipelinePath, text)
+      return runPipeline(
+        {
+          image: parseReference(`${cluster.registry.name}/models/iris:${tag}`),
+          dataset,
+          trainerImage: trainer,
+          pipelinePath,
+          params: {},
+          ...target,
+        },
+        { kube: cluster.client, deadline: Date.now() + 120_000, output: output() },
+      )
+    }
+
+    it('refuses an IMAGE_DIGEST that is not a sha256 digest', async () => {
+      const text = pipelineReporting('short-digest', '$(params.IMAGE)', 'sha256:abc')
+      await expect(runUserPipeline('short-digest', text, 'short')).rejects.toThrow(
+        /^PipelineRun oml-chains\/oml-chains-\w+ succeeded but its IMAGE_DIGEST result is "sha256:abc", not sha256:<64 hex digits>$/,
+      )
+    })
+
+    it('refuses an IMAGE_URL other than the image asked for: the model went elsewhere', async () => {
+      const elsewhere = 'quay.io/someone-else/model:v1'
+      const text = pipelineReporting('elsewhere', elsewhere, `sha256:${'a'.repeat(64)}`)
+      const err = await runUserPipeline('elsewhere', text, 'asked').catch(
+        (e: unknown) => e as Error,
+      )
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^PipelineRun oml-chains/oml-chains-\\w+ succeeded but its IMAGE_URL result is "${elsewhere}", ` +
+            `not the image asked for \\(registry\\.local:5000/models/iris:asked\\)$`,
+        ),
+      )
+    })
+
+    it('says why the PipelineRun cannot be created: an identity that may not create one', async () => {
+      // On a shared cluster the action may hold a Role without `create` on
+      // PipelineRuns: the real API server's RBAC refuses the create.
+      const namespace = 'no-pipelineruns'
+      const account = 'runner'
+      const kube = cluster.client
+      await kube.core.createNamespace({ body: { metadata: { name: namespace } } })
+      await kube.core.createNamespacedServiceAccount({
+        namespace,
+        body: { metadata: { name: account } },
+      })
+      const rules = [
+        { resources: ['tasks', 'pipelines'], verbs: ['get', 'list', 'create', 'patch', 'update'] },
+        { resources: ['pipelineruns', 'taskruns'], verbs: ['get', 'list', 'watch'] },
+      ].map((rule) => ({ apiGroups: ['tekton.dev'], ...rule }))
+      const rbac = 'rbac.authorization.k8s.io/v1'
+      await kube.objects.create({
+        apiVersion: rbac,
+        kind: 'Role',
+        metadata: { name: 'no-runs', namespace },
+        rules,
+      } as KubeObject)
+      await kube.objects.create({
+        apiVersion: rbac,
+        kind: 'RoleBinding',
+        metadata: { name: 'no-runs', namespace },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'no-runs' },
+        subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
+      } as KubeObject)
+      const issued = await kube.core.createNamespacedServiceAccountToken({
+        name: account,
+        namespace,
+        body: { spec: { audiences: ['https://kubernetes.default.svc.cluster.local'] } },
+      })
+      const limited = connect(
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            {
+              name: 'test',
+              cluster: {
+                server: cluster.kube.server,
+                'certificate-authority-data': Buffer.from(cluster.kube.ca).toString('base64'),
+              },
+            },
+          ],
+          users: [{ name: account, user: { token: issued.status?.token } }],
+          contexts: [{ name: account, context: { cluster: 'test', user: account } }],
+          'current-context': account,
+        }),
+      )
+      const err = await runPipeline(
+        {
+          image: parseReference(`${cluster.registry.name}/models/iris:forbidden`),
+          dataset,
+          trainerImage: trainer,
+          params: {},
+          namespace,
+          serviceAccount: account,
+        },
+        { kube: limited, deadline: Date.now() + 30_000, output: output() },
+      ).catch((e: unknown) => e as Error)
+      expect((err as Error).message).toBe(
+        'creating the PipelineRun failed: HTTP 403: pipelineruns.tekton.dev is forbidden: ' +
+          `User "system:serviceaccount:${namespace}:${account}" cannot create resource "pipelineruns" ` +
+          `in API group "tekton.dev" in the namespace "${namespace}"`,
+      )
+    })
   })
 })

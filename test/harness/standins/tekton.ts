@@ -33,8 +33,13 @@
  * A step's `imageID` is its image by digest; nothing is pulled, so an image
  * given only by tag keeps its reference as imageID (see `imageIdOf`).
  * Not played: `finally` tasks, `when`, retries, timeouts, cancelling,
- * workspaces, sidecars, `$(context.*)`. `stall` keeps a PipelineRun running forever (its
- * step never starts).
+ * workspaces, sidecars, `$(context.*)`.
+ *
+ * Real Tekton (built here, on the real node) runs the bundled pipeline in
+ * test/node/. This stand-in stays for what needs a kubelet that can be told
+ * to fail: a log stream dropped midway (src/phases/pipeline.test.ts), and the
+ * end-to-end runs of the bundle (test/e2e, test/cli-run.test.ts), which also
+ * need Chains: a stand-in for as long as Chains is not real in the harness.
  */
 import { CustomObjectsApi } from '@kubernetes/client-node'
 import { apiMessage, connect } from '../../../src/kube/client.js'
@@ -54,14 +59,7 @@ import {
   type PipelineSpec,
   type TaskSpec,
 } from './tekton-specs.js'
-import {
-  condition,
-  now,
-  setPipelineRunLabels,
-  setPodStatus,
-  setStatus,
-  type Kube,
-} from './tekton-status.js'
+import { condition, now, setPipelineRunLabels, setStatus, type Kube } from './tekton-status.js'
 import { runTask, type StepsContext } from './tekton-steps.js'
 import { watchAll, type Watched } from './watch.js'
 
@@ -79,8 +77,6 @@ export interface TektonStandInOptions {
   kubelet: KubeletStandIn
   /** Maps a step's command (after substitution) to a local one. */
   resolveCommand?: (argv: string[]) => string[]
-  /** PipelineRuns that never finish (their step never starts). */
-  stall?: (namespace: string, name: string) => boolean
   log?: (message: string) => void
 }
 
@@ -102,7 +98,6 @@ export async function startTektonStandIn(
     kube,
     kubelet: options.kubelet,
     resolveCommand: options.resolveCommand,
-    stall: options.stall,
     children: new Set(),
     isStopped: () => stopped,
   }
@@ -133,7 +128,6 @@ export async function startTektonStandIn(
 }
 
 interface Context extends StepsContext {
-  stall?: (namespace: string, name: string) => boolean
   isStopped(): boolean
 }
 
@@ -260,10 +254,6 @@ async function reconcile(ctx: Context, run: PipelineRun): Promise<void> {
         condition('Unknown', 'Running', 'Not all Steps in the Task have finished executing'),
       ],
     })
-    if (ctx.stall?.(namespace, prName)) {
-      await setPodStatus(kube, namespace, podName, 'Pending', task.steps, {})
-      return
-    }
     const outcome = await runTask(ctx, namespace, podName, task)
     if (ctx.isStopped()) return
     await setStatus(kube, 'TaskRun', namespace, taskRunName, {
