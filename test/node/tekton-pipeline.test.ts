@@ -429,10 +429,10 @@ describe('the pipeline phase on a real node with real Tekton', () => {
         params: {},
         ...target,
       },
-      { kube: cluster.client, deadline: Date.now() + 15_000, output: output() },
+      { kube: cluster.client, deadline: Date.now() + 20_000, output: output() },
     )
     await expect(run).rejects.toThrow(
-      /^timed out after 15\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
+      /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
     )
   })
 
@@ -448,7 +448,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
       { kube: cluster.client, deadline: Date.now() + 2_000, output: output() },
     )
     await expect(run).rejects.toThrow(
-      /^timed out after 2\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: .*; the PipelineRun was cancelled$/s,
+      /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: .*; the PipelineRun was cancelled$/s,
     )
     const runs = await cluster.client.objects.list<KubeObject & { spec: { status?: string } }>(
       'tekton.dev/v1',
