@@ -259,7 +259,12 @@ async function reconfigureChains(
 }
 
 interface PodOfDeployment {
-  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: unknown }
+  metadata?: {
+    name?: string
+    labels?: Record<string, string>
+    deletionTimestamp?: unknown
+    ownerReferences?: { kind?: string }[]
+  }
 }
 
 /**
@@ -276,7 +281,9 @@ async function waitUntilOnlyNewPods(
   const spec = deployment.spec as { selector?: { matchLabels?: Record<string, string> } }
   const selector = Object.entries(spec.selector?.matchLabels ?? {})
   const namespace = deployment.metadata.namespace
+  // A Deployment's pods are those its ReplicaSets own and its selector matches.
   const ours = (pod: PodOfDeployment) =>
+    pod.metadata?.ownerReferences?.some((owner) => owner.kind === 'ReplicaSet') === true &&
     selector.every(([key, value]) => pod.metadata?.labels?.[key] === value)
   await waitFor<PodOfDeployment>(
     kube,
