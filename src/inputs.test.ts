@@ -262,11 +262,6 @@ describe('readPlan', () => {
     ['image', { image: 'ghcr.io/a/b:bad tag' }, /input 'image'/],
     ['image', { ...existing, image: '' }, /input 'image': is required with cluster: existing/],
     [
-      'image',
-      { ...existing, image: 'registry.local:5000/oml/model' },
-      /input 'image': registry.local:5000 is the embedded registry, which exists only with cluster: kind/,
-    ],
-    [
       'cluster',
       { cluster: 'minikube' },
       /input 'cluster': "minikube" is not accepted; use kind or existing/,

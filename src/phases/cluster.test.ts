@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
 import { startKube, type TestKube } from '../../test/harness/kube.js'
+import { startRegistry } from '../../test/harness/registry.js'
 import { UserError } from '../errors.js'
 import type { ClusterPlan } from '../plan.js'
 import type { Command, CommandResult, CommandRunner } from '../tools/exec.js'
@@ -207,15 +208,32 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
     ).rejects.toThrow('/tmp/kc has no current context with a cluster')
   })
 
-  it('refuses the embedded registry: it exists only next to a kind cluster', async () => {
-    await expect(
-      prepareCluster(
-        { ...existing(kube.kubeconfig), embeddedRegistry: true, runsEmbeddedRegistry: false },
-        deps(),
-      ),
-    ).rejects.toThrow(
-      /registry\.local:5000 is the embedded registry, which exists only next to a kind cluster/,
+  it('takes registry.local:5000 only when it answers already: nothing starts it', async () => {
+    const plan = {
+      ...existing(kube.kubeconfig),
+      embeddedRegistry: true,
+      runsEmbeddedRegistry: false,
+    }
+    // The real probe, sent to a closed port on loopback and to a real registry.
+    const closedUrl = `http://127.0.0.1:${await unusedPort()}/v2/`
+    const closed = deps({
+      deadline: Date.now() + 1_000,
+      probeRegistry: (_url, deadline) => probeRegistry(closedUrl, deadline),
+    })
+    await expect(prepareCluster(plan, closed)).rejects.toThrow(
+      /^image: registry\.local:5000 does not answer \(the registry at http:\/\/127\.0\.0\.1:\d+\/v2\/ does not answer from the runner: .*ECONNREFUSED.*\); with cluster: existing the action starts no registry/,
     )
+    const registry = await startRegistry()
+    try {
+      const answering = deps({
+        probeRegistry: (_url, deadline) => probeRegistry(`http://${registry.host}/v2/`, deadline),
+      })
+      const prepared = await prepareCluster(plan, answering)
+      expect(prepared.embeddedRegistry).toEqual({ host: 'registry.local:5000' })
+      expect(prepared.created).toEqual({})
+    } finally {
+      await registry.stop()
+    }
   })
 })
 

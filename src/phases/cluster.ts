@@ -110,12 +110,11 @@ export async function prepareCluster(
   deps: ClusterDeps,
 ): Promise<PreparedCluster> {
   if (plan.cluster.mode === 'existing') {
+    const prepared = await prepareExisting(plan.cluster, deps)
     if (plan.embeddedRegistry) {
-      throw new UserError(
-        `image: ${REGISTRY_HOST_PORT} is the embedded registry, which exists only next to a kind cluster; with cluster: existing push to a registry the cluster can reach`,
-      )
+      prepared.embeddedRegistry = await checkRegistryOfExisting(deps)
     }
-    return prepareExisting(plan.cluster, deps)
+    return prepared
   }
   return prepareKind(plan.cluster, plan.runsEmbeddedRegistry, deps)
 }
@@ -234,6 +233,24 @@ async function prepareKind(
   deps.log(`registry ${REGISTRY_HOST_PORT} answers from the runner and from ${nodes.join(', ')}`)
   prepared.embeddedRegistry = { host: REGISTRY_HOST_PORT }
   return prepared
+}
+
+/**
+ * With cluster: existing, `image` in registry.local:5000 names a registry the
+ * action does not start (a kind cluster kept by an earlier run has one): it
+ * must answer from the runner already. Pods are checked before the pipeline.
+ */
+async function checkRegistryOfExisting(deps: ClusterDeps): Promise<{ host: string }> {
+  const url = `http://${REGISTRY_HOST_PORT}/v2/`
+  try {
+    await deps.probeRegistry(url, Math.min(deps.deadline, Date.now() + REUSE_WAIT_MS))
+  } catch (err) {
+    throw new UserError(
+      `image: ${REGISTRY_HOST_PORT} does not answer (${errorMessage(err)}); with cluster: existing the action starts no registry: one must already run there, reachable as ${REGISTRY_HOST_PORT} from the runner, the nodes and the pods (as next to a kind cluster kept by an earlier run), or give an image in a registry the cluster reaches`,
+    )
+  }
+  deps.log(`registry ${REGISTRY_HOST_PORT} answers from the runner`)
+  return { host: REGISTRY_HOST_PORT }
 }
 
 /** Starts the registry container, or reuses a running one, and puts it on kind's network as registry.local. */
