@@ -151,14 +151,18 @@ describe('oml-chains run against an existing cluster', () => {
     await env?.stop()
   }, 60_000)
 
-  /** The flags every run here shares: the harness cluster, the test registry. */
+  /**
+   * The flags every run here shares: the harness cluster, the test registry,
+   * and a repository of the run's own (Chains writes no signature next to a
+   * model already signed with another key: the model is the same every run).
+   */
   const onCluster = (tag: string) => [
     '--cluster',
     'existing',
     '--kubeconfig',
     cluster.kube.kubeconfigPath,
     '--image',
-    `${registry.host}/models/iris:${tag}`,
+    `${registry.host}/models/${tag}:${tag}`,
     '--allowed-dataset-prefix',
     `${registry.host}/datasets/`,
     '--trainer-image',
@@ -187,10 +191,10 @@ describe('oml-chains run against an existing cluster', () => {
 
     // The model the PipelineRun trained is the one the registry serves.
     const served = await new RegistryClient({ insecure: () => true }).getManifest(
-      parseReference(`${registry.host}/models/iris:cli-run`),
+      parseReference(`${registry.host}/models/cli-run:cli-run`),
     )
     expect(r.digest).toBe(served.digest)
-    expect(r.image).toBe(`${registry.host}/models/iris@${served.digest}`)
+    expect(r.image).toBe(`${registry.host}/models/cli-run@${served.digest}`)
     expect(r.datasetDigest).toBe(datasetDigest)
     expect(r.pipelinerun).toMatch(/^oml-chains\/oml-chains-\w+$/)
     // The key of --signing-key, opened with the password from its file.
@@ -237,12 +241,14 @@ describe('oml-chains run against an existing cluster', () => {
     'fail, with $given: JSON with verdict fail, a line per violation, exit $code',
     async ({ flags, code }) => {
       const cli = await run(
-        [...onCluster('cli-fail'), ...flags],
+        [...onCluster(`cli-fail-${code}`), ...flags],
         env.runEnv('detailed-failures.json'),
       )
       const r = result(cli)
       expect(r).toMatchObject({ verdict: 'fail', violations: 3, warnings: 0 })
-      expect(r.image).toMatch(new RegExp(`^${registry.host}/models/iris@sha256:[0-9a-f]{64}$`))
+      expect(r.image).toMatch(
+        new RegExp(`^${registry.host}/models/cli-fail-${code}@sha256:[0-9a-f]{64}$`),
+      )
       expect(r.error).toBeUndefined()
       expect(await readFile(r.report ?? '', 'utf8')).toBe(
         await readFile(path.join(EC_FIXTURES, 'detailed-failures.json'), 'utf8'),

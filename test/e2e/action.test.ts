@@ -65,12 +65,19 @@ afterAll(async () => {
  * Runs the bundle against the existing cluster, the model going to the test
  * registry; the ec stand-in replays `ecReport` (a file of test/fixtures/ec/).
  */
+/**
+ * Each run pushes to a repository of its own: Chains writes no signature next
+ * to a model that already has one with the same payload (the model is the
+ * same at every run), so a second run with a new key into the same
+ * repository gets none (that case has its own test).
+ */
+let runs = 0
 function runOnCluster(inputs: Record<string, string>, ecReport: string): Promise<ActionStep> {
   return runActionStep(
     {
       cluster: 'existing',
       kubeconfig: cluster.kube.kubeconfigPath,
-      image: `${registry.host}/models/iris`,
+      image: `${registry.host}/models/iris-${++runs}`,
       'allowed-dataset-prefixes': `${registry.host}/datasets/`,
       'trainer-image': STAND_IN_TRAINER_IMAGE,
       ...inputs,
@@ -164,11 +171,13 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
       namespace: 'oml-chains',
     })
     // The model the PipelineRun trained is the one the registry serves.
+    const repository = step.outputs.image!.split('@')[0]!
+    expect(repository).toMatch(new RegExp(`^${registry.host}/models/iris-\\d+$`))
     const served = await new RegistryClient({ insecure: () => true }).getManifest(
-      parseReference(`${registry.host}/models/iris:run-1001-1`),
+      parseReference(`${repository}:run-1001-1`),
     )
     expect(step.outputs.digest).toBe(served.digest)
-    expect(step.outputs.image).toBe(`${registry.host}/models/iris@${served.digest}`)
+    expect(step.outputs.image).toBe(`${repository}@${served.digest}`)
     expect(step.outputs.pipelinerun).toMatch(/^oml-chains\/oml-chains-\w+$/)
     // The step's log was followed live, folded per task.
     expect(step.stdout).toMatch(/^::group::task train\n\[train\/train\] /m)
@@ -259,7 +268,7 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     expect(step.outputs.verdict).toBe('fail')
     expect(step.outputs.violations).toBe('3')
     expect(step.outputs.warnings).toBe('0')
-    expect(step.outputs.image).toMatch(new RegExp(`^${registry.host}/models/iris@sha256:`))
+    expect(step.outputs.image).toMatch(new RegExp(`^${registry.host}/models/iris-\\d+@sha256:`))
     expect(step.outputs['public-key']).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
     const summary = opening(step.summary)
     expect(summary.heading).toBe('## oml-chains: FAIL')

@@ -33,7 +33,10 @@ export function cosignFlags(config: ChainsConfig): string[] {
 /** Runs cosign with the key in a private temp dir (mode 600), the password only in its env. */
 export async function withCosign<T>(
   signer: Signer,
-  use: (cosign: { dir: string; run(args: string[]): Promise<unknown> }) => Promise<T>,
+  use: (cosign: {
+    dir: string
+    run(args: string[]): Promise<{ stdout: string; stderr: string }>
+  }) => Promise<T>,
 ): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), 'chains-stand-in-'))
   try {

@@ -3,6 +3,7 @@
  * TaskRun sign) its images with real cosign, then mark it with Chains'
  * annotations, `signed` or a retry count.
  */
+import { createHash } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import {
@@ -14,6 +15,10 @@ import {
 } from '../../../src/kube/chains-annotations.js'
 import { apiMessage, statusOf, type Kube } from '../../../src/kube/client.js'
 import type { KubeObject } from '../../../src/kube/objects.js'
+import { RegistryClient } from '../../../src/oci/client.js'
+import { parseReference } from '../../../src/oci/reference.js'
+import { isIndex } from '../../../src/oci/types.js'
+import { isPlainHttpRegistry } from '../../../src/registry-client.js'
 import { imagesOf } from './chains-artifacts.js'
 import { readConfig, Unsupported, type ChainsConfig } from './chains-config.js'
 import { cosignFlags, loadSigner, withCosign, type Signer } from './chains-cosign.js'
@@ -121,10 +126,17 @@ export async function sign(
           continue
         }
         log.info(`Signing object with ${signable.config.signer}`)
-        log.info(`Uploading ${image} signature`)
-        await withCosign(signer, (cosign) =>
-          cosign.run(['sign', ...cosignFlags(config), image]).then(() => undefined),
-        ).catch((err: unknown) => errors.push(errorText(err)))
+        await withCosign(signer, async (cosign) => {
+          // v0.29.2 skips the write when the .sig already holds a layer with
+          // this payload, whatever key signed it (v0.26.3 appends one).
+          const existing = await existingSignature(image, cosign)
+          if (existing) {
+            log.info(`Signature with digest ${existing} already exists, skipping`)
+            return
+          }
+          log.info(`Uploading ${image} signature`)
+          await cosign.run(['sign', ...cosignFlags(config), image])
+        }).catch((err: unknown) => errors.push(errorText(err)))
       }
     }
     if (errors.length > 0) {
@@ -133,6 +145,25 @@ export async function sign(
     }
   }
   await annotate(kube, key, { [CHAINS_SIGNED]: 'true' })
+}
+
+/**
+ * The digest of the simple-signing payload cosign would sign for `image`
+ * (`cosign generate` prints exactly those bytes), when the image's `.sig`
+ * already has a layer of it; undefined otherwise.
+ */
+async function existingSignature(
+  image: string,
+  cosign: { run(args: string[]): Promise<{ stdout: string }> },
+): Promise<string | undefined> {
+  const ref = parseReference(image)
+  if (!ref.digest) return undefined
+  const { stdout } = await cosign.run(['generate', image])
+  const payload = `sha256:${createHash('sha256').update(stdout).digest('hex')}`
+  const client = new RegistryClient({ insecure: isPlainHttpRegistry })
+  const { signatures } = await client.findCosignAttachments(ref, ref.digest)
+  if (!signatures || isIndex(signatures.manifest)) return undefined
+  return signatures.manifest.layers.some((layer) => layer.digest === payload) ? payload : undefined
 }
 
 async function retry(

@@ -12,7 +12,10 @@
  *   `*ARTIFACT_INPUTS` results; chains-provenance.ts) and attests it with real
  *   `cosign attest --type slsaprovenance` to every image its
  *   `*IMAGE_URL`/`*IMAGE_DIGEST` and `IMAGES` results name, then signs each
- *   image with real `cosign sign` (the `.sig`, Chains' "oci" artifact);
+ *   image with real `cosign sign` (the `.sig`, Chains' "oci" artifact) — unless
+ *   the `.sig` already holds a layer with the same payload (whatever key made
+ *   it): then, as v0.29.2 does, it logs "Signature with digest … already
+ *   exists, skipping" and writes nothing (v0.26.3, real on the node, appends);
  * - for a PipelineRun, once each TaskRun of its `childReferences` is signed or
  *   failed (Chains waits for them too): the PipelineRun provenance
  *   (`buildConfig.tasks[]` with each task's steps, invocation and results;
