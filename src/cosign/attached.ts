@@ -33,6 +33,15 @@ export interface ImageAttachments {
 /** An image whose `.sig` or `.att` is missing, or holds nothing that verifies. */
 export class AttachmentError extends UserError {
   override name = 'AttachmentError'
+  constructor(
+    message: string,
+    /** What failed: one of them missing, or nothing in one that verifies. */
+    readonly failed: 'missing' | 'signature' | 'attestation' = 'missing',
+    /** How many attestations did verify (when the signatures did not). */
+    readonly verifiedAttestations = 0,
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -71,7 +80,11 @@ export async function verifyImageAttachments(
   ] as const) {
     if (verified.length === 0) {
       const reasons = rejected.map((r) => `${r.kind} layer ${r.layer}: ${r.reason}`).join('; ')
-      throw new AttachmentError(`${name}: no ${kind} verifies with the public key (${reasons})`)
+      throw new AttachmentError(
+        `${name}: no ${kind} verifies with the public key (${reasons})`,
+        kind,
+        attestations.length,
+      )
     }
   }
   return { image, signatures, attestations, rejected }

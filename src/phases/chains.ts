@@ -113,6 +113,9 @@ export async function waitForChains(
     attachments = await verifyImageAttachments(deps.registry, inputs.image, inputs.publicKeyPem)
   } catch (err) {
     if (!(err instanceof AttachmentError)) throw err
+    if (err.failed === 'signature' && err.verifiedAttestations > 0) {
+      throw new UserError(signatureSkippedMessage(imageName, err.message))
+    }
     throw new UserError(
       `${err.message}; Chains signed with another key than the public key given, or the ` +
         `signing secret changed after the controller started`,
@@ -145,6 +148,25 @@ export async function waitForChains(
     provenance,
     provenancePath: inputs.provenancePath,
   }
+}
+
+/**
+ * The attestations verify with this run's key but no signature does: Chains
+ * (v0.29) does not write a `.sig` when one with the same payload exists,
+ * whatever key made it, and the payload names only the image and its digest.
+ * An earlier run signed this very model (the trainer is reproducible: the
+ * same dataset gives the same digest) with another key.
+ */
+function signatureSkippedMessage(imageName: string, detail: string): string {
+  return (
+    `${imageName} was signed before with another key, and Tekton Chains kept that signature ` +
+    `instead of writing this run's: its attestations verify with this run's key, its signature ` +
+    `does not (${detail}). Chains skips writing a signature when one with the same payload ` +
+    `already exists, whatever key made it, and the payload names only the model's digest, which ` +
+    `a reproducible training repeats. Sign every run with the same key (signing-key and ` +
+    `signing-key-password), or push to a repository that holds no earlier signature of this ` +
+    `model (a fresh embedded registry, or another image repository)`
+  )
 }
 
 function splitRun(run: string): [string, string] {

@@ -310,6 +310,28 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
 // These runs never reach ec; were one to, the stand-in would replay a pass
 // and the verdict checks below would fail.
 describe('the action, end to end on an existing cluster: runs that end in error', () => {
+  it('a second run with a new key into the repository of the first: Chains keeps the first signature, the error says why', async () => {
+    const image = `${registry.host}/models/re-signed`
+    const first = await runOnCluster({ dataset: datasetRef, image }, 'happy-day.json')
+    expect(first.outputs.verdict).toBe('pass')
+    // The same dataset trains the same model (same digest); a fresh key signs it.
+    const second = await runOnCluster({ dataset: datasetRef, image }, 'happy-day.json')
+    expect(second.outputs.digest).toBe(first.outputs.digest)
+    expect(second.outputs['public-key']).not.toBe(first.outputs['public-key'])
+    expect(second.outputs.verdict).toBe('error')
+    expect(second.code).toBe(1)
+    expect(errorLines(second.stdout)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^::error::${registry.host}/models/re-signed@sha256:[0-9a-f]{64} was signed before with another key, ` +
+            `and Tekton Chains kept that signature instead of writing this run's: its attestations verify with this run's key, its signature does not \\(.*\\)\\. ` +
+            `Chains skips writing a signature when one with the same payload already exists, whatever key made it, .* ` +
+            `Sign every run with the same key \\(signing-key and signing-key-password\\), or push to a repository that holds no earlier signature of this model`,
+        ),
+      ),
+    ])
+  })
+
   it("a broken pipeline step: verdict error, with the failing step's log in the error", async () => {
     const pipeline = path.join(work, 'broken.yaml')
     await writeFile(
