@@ -93,7 +93,7 @@ describe('readPlan', () => {
     })
     expect(plan.image).toMatchObject({
       registry: EMBEDDED_REGISTRY,
-      repository: 'oml-chains/model',
+      repository: 'oml-chains/run-42-2/model',
       tag: 'run-42-2',
     })
     expect(plan.embeddedRegistry).toBe(true)

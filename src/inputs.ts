@@ -14,7 +14,7 @@ import {
   type PipelineDefinition,
 } from './pipeline-definition.js'
 import {
-  EMBEDDED_MODEL_REPOSITORY,
+  embeddedModelImage,
   EMBEDDED_REGISTRY,
   type ClusterPlan,
   type Plan,
@@ -353,7 +353,7 @@ function readImage(
       )
     }
     return {
-      image: parseReference(`${EMBEDDED_MODEL_REPOSITORY}:${runId}`, 'image'),
+      image: parseReference(embeddedModelImage(runId), 'image'),
       embeddedRegistry: true,
     }
   }

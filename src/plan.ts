@@ -6,8 +6,17 @@ import type { Reference } from './oci/reference.js'
  */
 export const EMBEDDED_REGISTRY = 'registry.local:5000'
 
-/** Repository of the model in the embedded registry when `image` is not given. */
-export const EMBEDDED_MODEL_REPOSITORY = `${EMBEDDED_REGISTRY}/oml-chains/model`
+/**
+ * The model in the embedded registry when `image` is not given: a repository
+ * of the run's own. Chains does not write a signature next to an image that
+ * already has one with the same payload (whatever key made it), and a
+ * reproducible training gives the same model digest again; in a registry kept
+ * from an earlier run, a shared repository would hold that run's signature,
+ * which this run's fresh key does not verify.
+ */
+export function embeddedModelImage(runId: string): string {
+  return `${EMBEDDED_REGISTRY}/oml-chains/${runId}/model:${runId}`
+}
 
 /** Namespace where the action runs the pipeline (created by it when missing). */
 export const RUN_NAMESPACE = 'oml-chains'
