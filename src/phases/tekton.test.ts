@@ -14,7 +14,8 @@ import { prepareSigningKey, type SigningKey } from './signing.js'
 import {
   CHAINS_CONFIG,
   CHAINS_NAMESPACE,
-  chainsCompatible,
+  chainsSupport,
+  type ChainsSupport,
   installTekton,
   SIGNING_SECRET,
   waitUntilAvailable,
@@ -192,21 +193,45 @@ describe('waitUntilAvailable', () => {
   })
 })
 
-// Read in tektoncd/chains: `storage.oci.repository.insecure` reaches the
-// parsing of the image a .sig/.att is pushed for (name.NewDigest with
-// name.Insecure) from v0.28.0, and on the 0.27 line from v0.27.6 (a backport).
-// Before, only the storage repository got it: v0.26.9, built with a
-// go-containerregistry that no longer takes `.local` for plain HTTP, pushes
-// over HTTPS to the embedded registry.local:5000.
+// Read in tektoncd/chains (chainsSupport's comment): v0.20.0 is the first
+// to watch tekton.dev/v1 runs; `storage.oci.repository.insecure` covers the
+// image a .sig/.att is pushed for from v0.28.0 and v0.27.6; before, only the
+// `*.local` rule of go-containerregistry up to v0.21.5 (v0.26.8 and earlier,
+// v0.27.0–v0.27.5) lets Chains read registry.local:5000's images over plain
+// HTTP, and v0.26.9 (go-containerregistry v0.21.7) reads them over HTTPS.
 describe('Chains versions', () => {
   it.each([
-    ['v0.29.2', true],
-    ['v0.28.0', true],
-    ['v0.27.6', true],
-    ['v0.27.5', false],
-    ['v0.26.9', false],
-    ['devel', false],
-  ])('%s compatible: %s', (version, compatible) =>
-    expect(chainsCompatible(version)).toBe(compatible),
-  )
+    ['v0.29.2', 'ok', 'ok'],
+    ['v0.28.0', 'ok', 'ok'],
+    ['v1.0.0', 'ok', 'ok'],
+    ['v0.27.6', 'ok', 'ok'],
+    ['v0.27.5', 'ok', 'warns'],
+    ['v0.27.0', 'ok', 'warns'],
+    ['v0.26.9', 'ok', 'refused'],
+    ['v0.26.8', 'ok', 'warns'],
+    ['v0.26.3', 'ok', 'warns'],
+    ['v0.20.0', 'ok', 'warns'],
+    ['v0.19.1', 'refused', 'refused'],
+    ['devel', 'refused', 'refused'],
+  ])('%s: %s with a registry of the user, %s with the embedded one', (version, user, embedded) => {
+    const verdict = (support: ChainsSupport) =>
+      !support.ok ? 'refused' : support.warning ? 'warns' : 'ok'
+    expect(verdict(chainsSupport(version, false))).toBe(user)
+    expect(verdict(chainsSupport(version, true))).toBe(embedded)
+  })
+
+  it('refuses to install a version that cannot sign, naming the input and what is accepted, before touching the cluster', async () => {
+    const unreachable = { core: {}, objects: {} } as unknown as Kube
+    const failure = installTekton(
+      { ...plan, tektonChainsVersion: 'v0.26.9' },
+      await prepareSigningKey({}),
+      { kube: unreachable, deadline: Date.now() + 5_000, fetchRelease },
+    )
+    await expect(failure).rejects.toThrow(
+      "input 'tekton-chains-version': Tekton Chains v0.26.9 cannot sign this run's image: it reads the image it signs over HTTPS from the embedded registry registry.local:5000",
+    )
+    await expect(failure).rejects.toThrow(
+      '; accepted: v0.20.0 or later; with the embedded registry (registry.local:5000) not v0.26.9',
+    )
+  })
 })

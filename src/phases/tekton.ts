@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { UserError } from '../errors.js'
+import { InputError, UserError } from '../errors.js'
 import { FIELD_MANAGER, applyManifests, applyObject } from '../kube/apply.js'
 import { apiMessage, statusOf, type Kube } from '../kube/client.js'
 import { conditionOf, type KubeObject } from '../kube/objects.js'
@@ -95,6 +95,13 @@ export async function installTekton(
 ): Promise<TektonResult> {
   const { kube, deadline } = deps
   const fetchRelease = deps.fetchRelease ?? fetchTektonRelease
+  const asked = chainsSupport(plan.tektonChainsVersion, plan.embeddedRegistry)
+  if (!asked.ok) {
+    throw new InputError(
+      'tekton-chains-version',
+      `Tekton Chains ${plan.tektonChainsVersion} cannot sign this run's image: ${asked.reason}; accepted: ${CHAINS_ACCEPTED}`,
+    )
+  }
   const [pipelinesFound, chainsFound] = await Promise.all([
     installedVersion(kube, PIPELINES_NAMESPACE, 'pipelines-info'),
     installedVersion(kube, CHAINS_NAMESPACE, 'chains-info'),
@@ -102,8 +109,16 @@ export async function installTekton(
   // The versions kept, when what is installed is compatible.
   const keptPipelines =
     pipelinesFound !== undefined && pipelinesCompatible(pipelinesFound) ? pipelinesFound : undefined
-  const keptChains =
-    chainsFound !== undefined && chainsCompatible(chainsFound) ? chainsFound : undefined
+  const found =
+    chainsFound === undefined ? undefined : chainsSupport(chainsFound, plan.embeddedRegistry)
+  const keptChains = found?.ok ? chainsFound : undefined
+  if (found && !found.ok) {
+    core.info(
+      `Tekton chains ${chainsFound} is installed but cannot sign this run's image (${found.reason}): installing ${plan.tektonChainsVersion} over it`,
+    )
+  }
+  const warning = keptChains ? found?.ok && found.warning : asked.warning
+  if (warning) core.warning(warning)
   const config = chainsConfig(plan.embeddedRegistry)
   const secret = signingSecretData(key)
 
@@ -149,12 +164,56 @@ export function pipelinesCompatible(version: string): boolean {
   return versionParts(version)?.[0] === 1
 }
 
-/** Chains honours `storage.oci.repository.insecure` from v0.28.0 (and v0.27.6 on 0.27). */
-export function chainsCompatible(version: string): boolean {
+/** The embedded registry's name, as pods and Chains reach it (DESIGN 3). */
+const EMBEDDED_REGISTRY = 'registry.local:5000'
+
+/** Which `tekton-chains-version` values the action installs, and which installed Chains it keeps. */
+export const CHAINS_ACCEPTED = `v0.20.0 or later; with the embedded registry (${EMBEDDED_REGISTRY}) not v0.26.9`
+
+/** Whether a Chains version can sign this run's image: yes, yes with a warning, or no and why. */
+export type ChainsSupport = { ok: true; warning?: string } | { ok: false; reason: string }
+
+/**
+ * Read in tektoncd/chains. From v0.20.0 the controller watches the
+ * tekton.dev/v1 runs Pipelines v1.x stores (DESIGN 3: Chains v0.2x). A
+ * registry served over plain HTTP, as the embedded one is, must be reached
+ * both where Chains stores the .sig/.att and where it reads the image it
+ * signs; `storage.oci.repository.insecure` covers the image only from
+ * v0.28.0, and v0.27.6 on 0.27. Before, go-containerregistry's own rule
+ * decides, and up to its v0.21.5 that rule takes `*.local` hosts for plain
+ * HTTP: v0.20.0–v0.26.8 and v0.27.0–v0.27.5 (go-containerregistry v0.18.0 to
+ * v0.21.5) reach registry.local:5000 by that rule alone; v0.26.9 (v0.21.7,
+ * which no longer has it) reaches it over HTTPS and fails.
+ */
+export function chainsSupport(version: string, embeddedRegistry: boolean): ChainsSupport {
   const parts = versionParts(version)
-  if (!parts) return false
+  if (!parts) return { ok: false, reason: 'it is not a release version (vX.Y.Z)' }
   const [major, minor, patch] = parts
-  return major > 0 || minor >= 28 || (minor === 27 && patch >= 6)
+  if (major === 0 && minor < 20) {
+    return {
+      ok: false,
+      reason: 'it is older than v0.20.0, the first Chains that watches tekton.dev/v1 runs',
+    }
+  }
+  if (!embeddedRegistry || major > 0 || minor > 27 || (minor === 27 && patch >= 6)) {
+    return { ok: true }
+  }
+  if (minor === 26 && patch >= 9) {
+    return {
+      ok: false,
+      reason:
+        `it reads the image it signs over HTTPS from the embedded registry ${EMBEDDED_REGISTRY}, ` +
+        'which serves plain HTTP (it applies storage.oci.repository.insecure only where it stores, ' +
+        'and its go-containerregistry no longer takes *.local hosts for plain HTTP)',
+    }
+  }
+  return {
+    ok: true,
+    warning:
+      `Tekton Chains ${version} ignores storage.oci.repository.insecure for the image it signs: it ` +
+      `reaches the embedded registry ${EMBEDDED_REGISTRY} only because the go-containerregistry it ` +
+      'is built with takes *.local hosts for plain HTTP (v0.27.6 or later, and v0.28.0 or later, honour the setting)',
+  }
 }
 
 function kept(component: TektonComponent, version: string): ComponentResult {
