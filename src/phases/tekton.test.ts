@@ -14,6 +14,7 @@ import { prepareSigningKey, type SigningKey } from './signing.js'
 import {
   CHAINS_CONFIG,
   CHAINS_NAMESPACE,
+  chainsConfig,
   chainsSupport,
   type ChainsSupport,
   installTekton,
@@ -162,6 +163,50 @@ describe('installTekton with a broken Chains release', () => {
       expect(namespaces).not.toContain('tekton-pipelines')
     },
   )
+})
+
+// What a removed Chains may leave behind (its namespace, signing-secrets,
+// chains-config, without chains-info): a fresh install keeps none of it. The
+// same on a Chains that is kept, with real Chains signing: test/node/chains.test.ts.
+describe('installTekton where an earlier Chains left its secret and config', () => {
+  const at = useCluster()
+
+  it('replaces the signing secret whole and sets every key that decides how and where Chains signs', async () => {
+    const { kube } = at
+    const metadata = { name: SIGNING_SECRET, namespace: CHAINS_NAMESPACE }
+    await kube.core.createNamespace({ body: { metadata: { name: CHAINS_NAMESPACE } } })
+    const b64 = (text: string) => Buffer.from(text).toString('base64')
+    await kube.core.createNamespacedSecret({
+      namespace: CHAINS_NAMESPACE,
+      fieldManager: 'platform-team',
+      body: { metadata, data: { 'x509.pem': b64('-----BEGIN PRIVATE KEY-----\n') } },
+    })
+    await kube.core.createNamespacedConfigMap({
+      namespace: CHAINS_NAMESPACE,
+      fieldManager: 'platform-team',
+      body: {
+        metadata: { ...metadata, name: CHAINS_CONFIG },
+        data: { 'artifacts.taskrun.signer': 'kms', 'storage.oci.repository': 'quay.io/elsewhere' },
+      },
+    })
+    const key = await prepareSigningKey({})
+
+    const result = await installTekton(plan, key, {
+      kube,
+      deadline: Date.now() + 90_000,
+      fetchRelease,
+    })
+
+    expect(result.chains.action).toBe('installed')
+    const secret = await kube.core.readNamespacedSecret(metadata)
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual([
+      'cosign.key',
+      'cosign.password',
+      'cosign.pub',
+    ])
+    const config = await kube.core.readNamespacedConfigMap({ ...metadata, name: CHAINS_CONFIG })
+    expect(config.data).toMatchObject(chainsConfig(true))
+  })
 })
 
 describe('waitUntilAvailable', () => {

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { InputError, UserError } from '../errors.js'
 import { FIELD_MANAGER, applyManifests, applyObject } from '../kube/apply.js'
 import { apiMessage, statusOf, type Kube } from '../kube/client.js'
@@ -55,18 +56,31 @@ type Deployment = KubeObject & {
 }
 
 /**
- * Chains' configuration for this run (DESIGN 3): slsa/v1 provenance for
- * TaskRuns and PipelineRuns, stored with the image in its OCI registry, no
+ * Chains' configuration for this run (DESIGN 3): every key that decides how
+ * and where the run's artifacts are signed and stored, set explicitly, since
+ * on an existing Chains any key left out keeps the cluster's value. slsa/v1
+ * provenance for TaskRuns and PipelineRuns and a simple-signing `.sig`, all
+ * signed with the x509 signer (the key in signing-secrets, Fulcio off) and
+ * stored as DSSE envelopes next to the image in its own repository; no
  * transparency log; plain HTTP only when the registry is the embedded one.
+ * Chains ignores keys it does not know (encoding-format is new in v0.29).
  */
 export function chainsConfig(embeddedRegistry: boolean): Record<string, string> {
   return {
     'artifacts.taskrun.format': 'slsa/v1',
     'artifacts.taskrun.storage': 'oci',
+    'artifacts.taskrun.signer': 'x509',
     'artifacts.pipelinerun.format': 'slsa/v1',
     'artifacts.pipelinerun.storage': 'oci',
+    'artifacts.pipelinerun.signer': 'x509',
     'artifacts.pipelinerun.enable-deep-inspection': 'true',
+    'artifacts.oci.format': 'simplesigning',
     'artifacts.oci.storage': 'oci',
+    'artifacts.oci.signer': 'x509',
+    'signers.x509.fulcio.enabled': 'false',
+    // Empty: the image's own repository, where the Chains phase looks.
+    'storage.oci.repository': '',
+    'storage.oci.encoding-format': 'dsse',
     'transparency.enabled': 'false',
     ...(embeddedRegistry && { 'storage.oci.repository.insecure': 'true' }),
   }
@@ -134,7 +148,7 @@ export async function installTekton(
     keptPipelines ? kept('pipeline', keptPipelines) : install(kube, pipelinesRelease!, deadline),
     keptChains
       ? reconfigureChains(kube, keptChains, config, secret, deadline)
-      : install(kube, chainsToApply!, deadline),
+      : installChains(kube, chainsToApply!, secret, deadline),
   ])
   await waitUntilAdmitted(kube, deadline)
   return { pipelines, chains }
@@ -272,10 +286,71 @@ async function install(
   }
 }
 
+/** Chains' signing secret holding exactly `secret`, before the release (and its controller) is applied. */
+async function installChains(
+  kube: Kube,
+  release: TektonRelease,
+  secret: Record<string, string>,
+  deadline: number,
+): Promise<ComponentResult> {
+  // A Secret left by an earlier Chains keeps the keys others put there:
+  // applying the release's would not remove them.
+  await replaceSigningSecret(kube, secret, deadline)
+  return install(kube, release, deadline)
+}
+
 /**
- * A compatible Chains is running: give it our config and key, then restart its
- * controller (mounted secrets reach a running pod only slowly) and wait for
- * the new pod.
+ * Replaces the signing secret's data whole (a JSON patch of /data), so no key
+ * another manager put there stays: Chains' x509 signer prefers an `x509.pem`
+ * to our `cosign.key` (DESIGN 3). False when there is no such Secret.
+ */
+async function replaceSigningSecret(
+  kube: Kube,
+  secret: Record<string, string>,
+  deadline: number,
+): Promise<boolean> {
+  const patch = [{ op: 'add', path: '/data', value: secret }]
+  try {
+    await withRetry(
+      () =>
+        kube.core.patchNamespacedSecret(
+          {
+            name: SIGNING_SECRET,
+            namespace: CHAINS_NAMESPACE,
+            body: patch,
+            fieldManager: RECONFIGURE_MANAGER,
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        ),
+      deadline,
+    )
+    return true
+  } catch (err) {
+    if (statusOf(err) === 404) return false
+    throw new UserError(
+      `replacing the data of Secret ${CHAINS_NAMESPACE}/${SIGNING_SECRET} failed: ${apiMessage(err)}`,
+    )
+  }
+}
+
+/** chains-config's data as the cluster has it (none when there is no such ConfigMap). */
+async function currentChainsConfig(kube: Kube): Promise<Record<string, string>> {
+  try {
+    const map = await kube.core.readNamespacedConfigMap({
+      name: CHAINS_CONFIG,
+      namespace: CHAINS_NAMESPACE,
+    })
+    return map.data ?? {}
+  } catch (err) {
+    if (statusOf(err) === 404) return {}
+    throw new UserError(`reading ${CHAINS_NAMESPACE}/${CHAINS_CONFIG} failed: ${apiMessage(err)}`)
+  }
+}
+
+/**
+ * A compatible Chains is running: give it our config (saying which of its
+ * values change) and only our key, then restart its controller (mounted
+ * secrets reach a running pod only slowly) and wait for the new pod.
  */
 async function reconfigureChains(
   kube: Kube,
@@ -290,9 +365,25 @@ async function reconfigureChains(
   const metadata = (name: string) => ({ name, namespace: CHAINS_NAMESPACE })
   // Partial objects, under a manager of their own: fields they leave out stay as they are.
   const apply = (object: KubeObject) => applyObject(kube, object, deadline, RECONFIGURE_MANAGER)
+  const current = await currentChainsConfig(kube)
+  for (const [name, value] of Object.entries(config)) {
+    if (current[name] === value) continue
+    const old = name in current ? JSON.stringify(current[name]) : '(unset)'
+    core.info(`${CHAINS_CONFIG} ${name}: ${old} → ${JSON.stringify(value)}`)
+  }
   await Promise.all([
     apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: metadata(CHAINS_CONFIG), data: config }),
-    apply({ apiVersion: 'v1', kind: 'Secret', metadata: metadata(SIGNING_SECRET), data: secret }),
+    (async () => {
+      // Gone from a running Chains: made anew, holding only our key.
+      if (!(await replaceSigningSecret(kube, secret, deadline))) {
+        await apply({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: metadata(SIGNING_SECRET),
+          data: secret,
+        })
+      }
+    })(),
   ])
   const restarted = await apply({
     apiVersion: 'apps/v1',
