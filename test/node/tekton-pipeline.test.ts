@@ -1,16 +1,16 @@
 /**
  * The action's Tekton and pipeline phases on a cluster from real parts: the
  * real control plane, a real node (containerd, runc, kubelet, CNI, kube-proxy)
- * and real Tekton Pipelines v1.15.0, its images built here from its own
- * module and its release.yaml made from its config/ (test/harness/releases),
- * served to the action as the release asset. The trainer image is built from
+ * and real Tekton Pipelines v1.15.0 and Tekton Chains (v0.26.3, the newest
+ * the Go module proxy serves), their images built here from their own modules
+ * and their release.yaml made from their config/ (test/harness/releases),
+ * served to the action as the release assets. The trainer image is built from
  * the real Containerfile and pulled by the node from registry.local:5000.
  *
- * Tekton Chains stays a stand-in here: its release-shaped manifest, with its
- * controller Deployment running a pod that only sleeps, so that the action's
- * Tekton phase finds the Deployment it waits for. Signing is not tested here.
+ * What Chains makes of the runs, and what an existing Chains may hold:
+ * chains.test.ts.
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { V1Pod } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -26,7 +26,7 @@ import {
   SIGNING_SECRET,
 } from '../../src/phases/tekton.js'
 import { prepareTrainerImage } from '../../src/phases/trainer-image.js'
-import { parseManifests, type KubeObject } from '../../src/kube/objects.js'
+import type { KubeObject } from '../../src/kube/objects.js'
 import { waitFor } from '../../src/kube/wait.js'
 import { connect } from '../../src/kube/client.js'
 import { RegistryClient } from '../../src/oci/client.js'
@@ -37,6 +37,8 @@ import { trainerBaseImage } from '../harness/docker.js'
 import { startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
 import { startReleaseHost, type ReleaseHost } from '../harness/release-host.js'
 import { RELEASES_PATH, serveTektonRelease } from '../harness/releases/serve.js'
+import type { BuiltRelease } from '../harness/releases/built-release.js'
+import { tektonChains } from '../harness/releases/tekton-chains.js'
 import {
   pushTektonPipelineRelease,
   type TektonPipelineRelease,
@@ -46,57 +48,31 @@ import { repoRoot } from '../harness/tools.js'
 import { publishDataset } from '../harness/trainer.js'
 
 const PIPELINES_VERSION = 'v1.15.0'
-const CHAINS_VERSION = 'v0.29.2'
 const target = { namespace: 'oml-chains', serviceAccount: 'oml-chains-pipeline' }
 
 let cluster: NodeCluster
 let host: ReleaseHost
 let dirs: RunnerDirs
 let release: TektonPipelineRelease
-/** The Chains stand-in's objects, as served. */
-let chainsObjects: KubeObject[]
+/** The Chains release built here. */
+let chains: BuiltRelease
 /** The registry as the host pushes to it (127.0.0.1:5000), and as pods name it. */
 let client: RegistryClient
-
-/**
- * The release-shaped Chains manifest with its controller pod made runnable
- * here: the busybox image the Pipelines release already holds, sleeping.
- */
-async function chainsStandInManifest(shellImage: string): Promise<KubeObject[]> {
-  const file = path.join(repoRoot, 'test/harness/manifests/tekton-chains-release.yaml')
-  const objects = parseManifests(await readFile(file, 'utf8'), file)
-  for (const object of objects) {
-    if (object.kind !== 'Deployment') continue
-    const spec = object.spec as {
-      template: { spec: { containers: { image: string; command?: string[] }[] } }
-    }
-    for (const container of spec.template.spec.containers) {
-      container.image = shellImage
-      container.command = ['sleep', '2147483647']
-    }
-  }
-  return objects
-}
 
 beforeAll(async () => {
   dirs = await useRunnerDirs()
   ;[cluster, host] = await Promise.all([startNodeCluster(), startReleaseHost()])
   client = new RegistryClient({ insecure: () => true })
-  release = await pushTektonPipelineRelease(cluster.registry.host)
-  const shell = release.images.find((image) => image.includes('/bases/busybox@'))
-  if (!shell) throw new Error(`the Pipelines release names no busybox image: ${release.images}`)
-  chainsObjects = await chainsStandInManifest(shell)
-  const hosts = { manifests: host, api: host }
-  serveTektonRelease(hosts, {
-    component: 'pipeline',
-    version: PIPELINES_VERSION,
-    manifest: release.manifest,
-  })
-  serveTektonRelease(hosts, {
-    component: 'chains',
-    version: CHAINS_VERSION,
-    manifest: chainsObjects.map((o) => stringify(o)).join('---\n'),
-  })
+  ;[release, chains] = await Promise.all([
+    pushTektonPipelineRelease(cluster.registry.host),
+    tektonChains.push(cluster.registry.host),
+  ])
+  for (const served of [release, chains]) {
+    serveTektonRelease(
+      { manifests: host, api: host },
+      { component: served.component, version: served.version, manifest: served.manifest },
+    )
+  }
 }, 600_000)
 
 afterAll(async () => {
@@ -105,15 +81,14 @@ afterAll(async () => {
   await dirs?.restore()
 })
 
-const plan = {
-  tektonPipelinesVersion: PIPELINES_VERSION,
-  tektonChainsVersion: CHAINS_VERSION,
-  embeddedRegistry: true,
-}
-
 /** The action's Tekton phase, fetching from the release host as from infra.tekton.dev and GitHub. */
 async function install(key?: SigningKey) {
   const sources = { manifestBase: host.url + RELEASES_PATH, githubApi: host.url }
+  const plan = {
+    tektonPipelinesVersion: PIPELINES_VERSION,
+    tektonChainsVersion: chains.version,
+    embeddedRegistry: true,
+  }
   return installTekton(plan, key ?? (await prepareSigningKey({})), {
     kube: cluster.client,
     deadline: Date.now() + 300_000,
@@ -127,7 +102,7 @@ async function install(key?: SigningKey) {
  * new install applies) and waits until their namespaces are gone.
  */
 async function removeTekton(): Promise<void> {
-  const objects = [...release.objects, ...chainsObjects].reverse()
+  const objects = [...release.objects, ...chains.objects].reverse()
   await Promise.all(
     objects.map((object) =>
       cluster.client.objects
@@ -207,23 +182,26 @@ describe("the Tekton phase on a real node, with Tekton's own release built here"
     })
     expect(result.pipelines.release?.sha256).toBe(release.sha256)
     expect(result.pipelines.release?.verifiedBy).toBe("the digest of GitHub's release asset")
-    expect(result.chains).toMatchObject({ action: 'installed', version: CHAINS_VERSION })
+    expect(result.chains).toMatchObject({ action: 'installed', version: chains.version })
+    expect(result.chains.release?.sha256).toBe(chains.sha256)
 
     // `kubectl get pods -A`, as far as Tekton goes: every container runs an
     // image of the release, pulled from registry.local:5000 by digest.
-    for (const namespace of release.namespaces) {
-      const pods = await podsIn(namespace)
-      expect(pods.length, namespace).toBeGreaterThan(0)
-      for (const pod of pods) {
-        expect(pod.phase, pod.name).toBe('Running')
-        expect(pod.ready.every(Boolean), pod.name).toBe(true)
-        for (const image of pod.images) {
-          expect(release.images, `${pod.name} runs ${image}`).toContain(image)
-          const digest = image.slice(image.indexOf('@'))
-          expect(
-            pod.imageIDs.some((id) => id.endsWith(digest)),
-            pod.name,
-          ).toBe(true)
+    for (const { namespaces, images } of [release, chains]) {
+      for (const namespace of namespaces) {
+        const pods = await podsIn(namespace)
+        expect(pods.length, namespace).toBeGreaterThan(0)
+        for (const pod of pods) {
+          expect(pod.phase, pod.name).toBe('Running')
+          expect(pod.ready.every(Boolean), pod.name).toBe(true)
+          for (const image of pod.images) {
+            expect(images, `${pod.name} runs ${image}`).toContain(image)
+            const digest = image.slice(image.indexOf('@'))
+            expect(
+              pod.imageIDs.some((id) => id.endsWith(digest)),
+              pod.name,
+            ).toBe(true)
+          }
         }
       }
     }
@@ -270,7 +248,7 @@ describe("the Tekton phase on a real node, with Tekton's own release built here"
         version: PIPELINES_VERSION,
         action: 'kept',
       })
-      expect(again.chains).toEqual({ component: 'chains', version: CHAINS_VERSION, action: 'kept' })
+      expect(again.chains).toEqual({ component: 'chains', version: chains.version, action: 'kept' })
       // Pipelines' pods were left alone.
       expect(await podsIn('tekton-pipelines', 'app=tekton-pipelines-controller')).toEqual(
         controllers,
