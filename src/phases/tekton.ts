@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as core from '@actions/core'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { InputError, UserError } from '../errors.js'
@@ -257,9 +258,40 @@ function withChainsSettings(
     if (o === configMap) return { ...o, data: { ...(o.data as object | undefined), ...config } }
     // Not immutable: a later run must be able to put another key in.
     if (o === signing) return { ...o, data: secret, immutable: false }
+    if (o.kind === 'Deployment' && o.metadata.name === CHAINS_CONTROLLER) {
+      return withKeyAnnotation(o, secret)
+    }
     return o
   })
   return { ...release, objects }
+}
+
+/**
+ * The controller's pod template names the key it must sign with (a hash of
+ * the public key): installed over an earlier Chains with another key, the
+ * Deployment changes and its pod is replaced, instead of signing with the old
+ * key until the kubelet refreshes the mounted secret (a minute or more).
+ */
+function withKeyAnnotation(deployment: KubeObject, secret: Record<string, string>): KubeObject {
+  const spec = (deployment.spec ?? {}) as { template?: { metadata?: { annotations?: object } } }
+  const template = spec.template ?? {}
+  const key = createHash('sha256')
+    .update(secret['cosign.pub'] ?? '')
+    .digest('hex')
+    .slice(0, 16)
+  return {
+    ...deployment,
+    spec: {
+      ...spec,
+      template: {
+        ...template,
+        metadata: {
+          ...template.metadata,
+          annotations: { ...template.metadata?.annotations, [`${FIELD_MANAGER}/signing-key`]: key },
+        },
+      },
+    },
+  }
 }
 
 async function install(
@@ -296,7 +328,14 @@ async function installChains(
   // A Secret left by an earlier Chains keeps the keys others put there:
   // applying the release's would not remove them.
   await replaceSigningSecret(kube, secret, deadline)
-  return install(kube, release, deadline)
+  const result = await install(kube, release, deadline)
+  // Installed over an earlier Chains: its controller pod, holding the earlier
+  // key, must be gone before anything is signed.
+  const controller = release.objects.find(
+    (o) => o.kind === 'Deployment' && o.metadata.name === CHAINS_CONTROLLER,
+  )
+  if (controller) await waitUntilOnlyNewPods(kube, controller, deadline)
+  return result
 }
 
 /**
