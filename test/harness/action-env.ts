@@ -56,7 +56,7 @@ export const EC_FIXTURES = path.join(repoRoot, 'test/fixtures/ec')
  * publishes ec for this machine: `ec_<os>_<arch>`, with the `.sha256` line
  * `sha256sum -b` writes in conforma/cli's release build.
  */
-async function publishEcStandIn(internet: InternetStandIn) {
+export async function publishEcStandIn(internet: InternetStandIn) {
   const bytes = await readFile(path.join(repoRoot, 'test/harness/standins/ec.mjs'))
   const { os, arch } = runnerPlatform()
   const name = `ec_${os}_${arch}`
