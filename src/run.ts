@@ -216,6 +216,12 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   // missing dataset must not wait for Tekton to install); phases under way
   // finish, so that what they create is recorded for the cleanup.
   const failFast = new AbortController()
+  // The cluster and trainer phases create things side by side: one record of both.
+  const created: CreatedResources = {}
+  const record = (change: CreatedResources): void => {
+    Object.assign(created, change)
+    hooks.record({ ...created })
+  }
   const watched = <T>(phase: Promise<T>): Promise<T> => {
     phase.catch((err: unknown) => failFast.abort(err))
     return phase
@@ -249,7 +255,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
           clusterDeps({
             workDir: process.env.RUNNER_TEMP ?? os.tmpdir(),
             deadline,
-            record: hooks.record,
+            record,
           }),
         ),
       { grouped: false },
@@ -285,6 +291,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
           actionRoot: path.dirname(bundledFile('Containerfile')),
           workDir,
           signal: failFast.signal,
+          record: (tag) => record({ trainerTag: tag }),
           log: (line) => core.info(line),
         }),
       { grouped: false },

@@ -41,15 +41,17 @@ const everything: CreatedResources = {
   kindBinary: '/tools/kind',
   registryContainer: 'oml-chains-registry',
   hostsEntry: true,
+  trainerTag: '127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef',
 }
 
 describe('cleanup', () => {
-  it('deletes the cluster, the registry container and the hosts line it created', async () => {
+  it('deletes the cluster, the registry container, the hosts line and the trainer tag it created', async () => {
     const r = recorder()
     const result = await cleanup(everything, { keepCluster: false }, deps(r.run))
     expect(r.argv()).toEqual([
       '/tools/kind delete cluster --name oml-chains',
       'docker container rm --force oml-chains-registry',
+      'docker image rm 127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef',
     ])
     expect(await readFile(hostsPath, 'utf8')).toBe('127.0.0.1 localhost\n')
     expect(result).toEqual({
@@ -57,6 +59,7 @@ describe('cleanup', () => {
         'kind cluster oml-chains',
         'registry container oml-chains-registry',
         `"127.0.0.1 registry.local" from ${hostsPath}`,
+        'trainer image 127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef',
       ],
       kept: [],
       warnings: [],
@@ -98,6 +101,7 @@ describe('cleanup', () => {
     expect(result.warnings).toEqual([
       'could not remove kind cluster oml-chains: `/tools/kind delete cluster --name oml-chains` failed (exit 1): ERROR: failed to delete cluster "oml-chains": permission denied',
       'could not remove registry container oml-chains-registry: `docker container rm --force oml-chains-registry` failed (exit 1): Cannot connect to the Docker daemon',
+      'could not remove trainer image 127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef: `docker image rm 127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef` failed (exit 1): Cannot connect to the Docker daemon',
     ])
     // The hosts line does not depend on Docker.
     expect(result.removed).toEqual([`"127.0.0.1 registry.local" from ${hostsPath}`])
@@ -145,6 +149,7 @@ describe('cleanup', () => {
       'kind cluster oml-chains (kubectl context kind-oml-chains)',
       'registry container oml-chains-registry on 127.0.0.1:5000',
       `"127.0.0.1 registry.local" in ${hostsPath}`,
+      "trainer image 127.0.0.1:5000/oml-chains/trainer:build-0123456789abcdef in the runner's Docker",
     ])
     expect(d.logged).toEqual([`keep-cluster: left running ${result.kept.join('; ')}`])
   })

@@ -1,6 +1,7 @@
 /**
  * The post step's phase: removes what the main step created (the kind
- * cluster, the registry container, the hosts line) and nothing it reused.
+ * cluster, the registry container, the hosts line, the trainer image's tag in
+ * the runner's Docker) and nothing it reused.
  * It never fails: every problem becomes a warning, so a cleanup hiccup cannot
  * turn a good run red.
  */
@@ -48,7 +49,7 @@ export async function cleanup(
   deps: CleanupDeps,
 ): Promise<CleanupResult> {
   const result: CleanupResult = { removed: [], kept: [], warnings: [] }
-  const { cluster, registryContainer, hostsEntry } = created
+  const { cluster, registryContainer, hostsEntry, trainerTag } = created
 
   if (options.keepCluster) {
     if (cluster) result.kept.push(`kind cluster ${cluster} (kubectl context kind-${cluster})`)
@@ -58,6 +59,7 @@ export async function cleanup(
       )
     }
     if (hostsEntry) result.kept.push(`"${HOSTS_LINE}" in ${deps.hostsFile.path}`)
+    if (trainerTag) result.kept.push(`trainer image ${trainerTag} in the runner's Docker`)
     deps.log(
       result.kept.length > 0
         ? `keep-cluster: left running ${result.kept.join('; ')}`
@@ -93,6 +95,9 @@ export async function cleanup(
     await attempt(`"${HOSTS_LINE}" from ${deps.hostsFile.path}`, () =>
       removeHostsEntry(deps.hostsFile),
     )
+  }
+  if (trainerTag) {
+    await attempt(`trainer image ${trainerTag}`, () => new Docker(deps.run).removeImage(trainerTag))
   }
 
   deps.log(

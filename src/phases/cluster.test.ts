@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -323,16 +324,21 @@ function kindPlan(embeddedRegistry = true): {
 
 function kindDeps(host: ReturnType<typeof fakeHost>, overrides: Partial<ClusterDeps> = {}) {
   const records: { created: CreatedResources; afterCommands: number }[] = []
+  /** The hosts file as it was at each record. */
+  const hostsAtRecord: string[] = []
   const probed: string[] = []
   const installed: string[] = []
   const d = deps({
     run: host.run,
     installKind: async (version) => (installed.push(version), '/tools/kind'),
     probeRegistry: async (url) => void probed.push(url),
-    record: (created) => records.push({ created, afterCommands: host.commands.length }),
+    record: (created) => {
+      records.push({ created, afterCommands: host.commands.length })
+      hostsAtRecord.push(readFileSync(hostsPath, 'utf8'))
+    },
     ...overrides,
   })
-  return { d, records, probed, installed }
+  return { d, records, hostsAtRecord, probed, installed }
 }
 
 const writeHostsToml =
@@ -343,14 +349,14 @@ const curlFromNode =
 describe('prepareCluster, cluster: kind (recorded kind and docker, real API server)', () => {
   it('creates the cluster and the registry, wires registry.local everywhere, and checks it', async () => {
     const host = fakeHost({})
-    const { d, records, probed, installed } = kindDeps(host)
+    const { d, records, hostsAtRecord, probed, installed } = kindDeps(host)
 
     const prepared = await prepareCluster(kindPlan(), d)
 
     const configPath = path.join(dir, 'kind-oml-chains.yaml')
     expect(host.argv()).toEqual([
       'kind get clusters',
-      `kind create cluster --name oml-chains --config ${configPath} --wait 0s`,
+      `kind create cluster --name oml-chains --config ${configPath} --wait 0s --retain`,
       'kind get kubeconfig --name oml-chains',
       'docker container inspect oml-chains-registry',
       `docker run --detach --restart=always --publish 127.0.0.1:5000:5000 --env OTEL_TRACES_EXPORTER=none --name oml-chains-registry ${REGISTRY_IMAGE}`,
@@ -398,6 +404,8 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
       },
       { created: prepared.created, afterCommands: 9 },
     ])
+    // The hosts line too: recorded while the file does not have it yet.
+    expect(hostsAtRecord.at(-1)).toBe('127.0.0.1 localhost\n')
 
     expect(await readFile(hostsPath, 'utf8')).toBe(
       '127.0.0.1 localhost\n127.0.0.1 registry.local\n',

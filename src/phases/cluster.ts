@@ -41,6 +41,8 @@ export interface CreatedResources {
   registryContainer?: string
   /** True when this run added `127.0.0.1 registry.local` to the hosts file. */
   hostsEntry?: boolean
+  /** The tag this run put on the trainer image in the runner's Docker (trainer-image.ts). */
+  trainerTag?: string
 }
 
 export interface PreparedCluster {
@@ -218,8 +220,7 @@ async function prepareKind(
   )
   deps.log(`wrote ${registryHostsTomlPath()} on ${nodes.join(', ')}`)
 
-  if (await ensureHostsEntry(deps.hostsFile)) {
-    willCreate({ hostsEntry: true })
+  if (await ensureHostsEntry(deps.hostsFile, () => willCreate({ hostsEntry: true }))) {
     deps.log(`added "${REGISTRY_HOST_ADDRESS} ${REGISTRY_HOST}" to ${deps.hostsFile.path}`)
   }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -61,8 +62,19 @@ describe('ensureHostsEntry', () => {
   it('leaves the file alone when the name already maps to 127.0.0.1', async () => {
     const text = `${base}127.0.0.1   registry.local other.local # set up by hand\n`
     await writeFile(file, text)
-    expect(await ensureHostsEntry(asRoot())).toBe(false)
+    let told = false
+    expect(await ensureHostsEntry(asRoot(), () => (told = true))).toBe(false)
     expect(await readFile(file, 'utf8')).toBe(text)
+    expect(told).toBe(false)
+  })
+
+  it('says it will add the line before writing it, so a run stopped meanwhile has it recorded', async () => {
+    await writeFile(file, base)
+    const seen: string[] = []
+    const added = await ensureHostsEntry(asRoot(), () => seen.push(readFileSync(file, 'utf8')))
+    expect(added).toBe(true)
+    expect(seen).toEqual([base])
+    expect(await readFile(file, 'utf8')).toBe(`${base}127.0.0.1 registry.local\n`)
   })
 
   it('does not count a commented-out mapping', async () => {

@@ -23,10 +23,15 @@ export interface HostsFile {
 /**
  * Makes sure `registry.local` resolves to 127.0.0.1 on the runner. Returns
  * true when it added the line (cleanup then removes exactly that line), false
- * when the file already had it. A line mapping the name elsewhere is an error:
- * the registry would not be reachable, and it is not ours to change.
+ * when the file already had it. `beforeAdding` is called just before the
+ * line is written, so that a run stopped mid-write still has it recorded. A
+ * line mapping the name elsewhere is an error: the registry would not be
+ * reachable, and it is not ours to change.
  */
-export async function ensureHostsEntry(file: HostsFile): Promise<boolean> {
+export async function ensureHostsEntry(
+  file: HostsFile,
+  beforeAdding: () => void = () => undefined,
+): Promise<boolean> {
   const text = await readHosts(file.path)
   const addresses = addressesOf(text, REGISTRY_HOST)
   if (addresses.includes(REGISTRY_HOST_ADDRESS)) return false
@@ -37,6 +42,7 @@ export async function ensureHostsEntry(file: HostsFile): Promise<boolean> {
   }
   // A file without a final newline would glue our line onto its last one.
   const addition = `${text === '' || text.endsWith('\n') ? '' : '\n'}${HOSTS_LINE}\n`
+  beforeAdding()
   await write(file, addition, 'append')
   return true
 }

@@ -64,11 +64,16 @@ describe('prepareTrainerImage', () => {
     const base = trainerBaseImage()
     const { tag } = await trainerBuildContext(repoRoot, base)
     const first = observedDocker()
+    const recorded: string[] = []
     const built = await prepareTrainerImage(
       { source: 'build', baseImage: base },
-      deps(first.docker),
+      deps(first.docker, {
+        record: (tag) => recorded.push(`${tag} before ${first.commands.length} commands`),
+      }),
     )
     expect(first.verbs()).toEqual(['image build', 'image push'])
+    // Its tag is recorded for the cleanup before the build makes it.
+    expect(recorded).toEqual([`${registry.host}/${TRAINER_REPOSITORY}:${tag} before 0 commands`])
     // The staged Containerfile, by absolute path: docker would read a relative
     // one from its working directory, the user's workspace on a runner.
     const build = first.commands[0]!.args
@@ -98,9 +103,11 @@ describe('prepareTrainerImage', () => {
     const again = observedDocker()
     const reused = await prepareTrainerImage(
       { source: 'build', baseImage: base },
-      deps(again.docker),
+      deps(again.docker, { record: (tag) => recorded.push(tag) }),
     )
     expect(again.verbs()).toEqual([])
+    // Nothing made: nothing for the cleanup to remove.
+    expect(recorded).toHaveLength(1)
     expect(reused).toEqual({ ...built, origin: 'reused' })
   })
 
@@ -114,15 +121,18 @@ describe('prepareTrainerImage', () => {
     await expect(build).rejects.toThrow(/no-such-base/)
   })
 
-  it('pushes a trainer image built on the runner and runs it by digest', async () => {
+  it('pushes a trainer image built on the runner and runs it by digest; the cleanup removes only its own tag', async () => {
     const local = 'oml-chains-test/runner-built:e2e'
     await dockerChecked(['image', 'tag', trainerBaseImage(), local])
     const { docker, verbs } = observedDocker()
+    const recorded: string[] = []
     const result = await prepareTrainerImage(
       { source: 'input', image: parseReference(local, 'trainer-image') },
-      deps(docker),
+      deps(docker, { record: (tag) => recorded.push(tag) }),
     )
     expect(verbs()).toEqual(['image inspect', 'image tag', 'image push'])
+    const ours = `${registry.host}/${TRAINER_REPOSITORY}:run-7-1`
+    expect(recorded).toEqual([ours])
     const served = await client.resolve(
       parseReference(`${registry.host}/${TRAINER_REPOSITORY}:run-7-1`),
     )
@@ -135,6 +145,14 @@ describe('prepareTrainerImage', () => {
         digest: served.digest,
       },
     })
+
+    // What the post step does with the recorded tag: the run's tag goes, the
+    // user's image stays; a second removal finds nothing and says so.
+    const cleanup = new Docker()
+    expect(await cleanup.removeImage(ours)).toBe(true)
+    expect(await cleanup.hasImage(ours)).toBe(false)
+    expect(await cleanup.hasImage(local)).toBe(true)
+    expect(await cleanup.removeImage(ours)).toBe(false)
   })
 
   it('uses an image the runner does not hold, one given by digest, or any without the registry, as given', async () => {

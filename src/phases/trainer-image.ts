@@ -56,6 +56,8 @@ export interface TrainerImageDeps {
   loopback?: string
   /** Aborted when the run has failed elsewhere: no build or push starts after that. */
   signal?: AbortSignal
+  /** Told the runner-side tag this phase is about to create, so that the cleanup removes it. */
+  record?: (tag: string) => void
   log: (line: string) => void
 }
 
@@ -74,6 +76,7 @@ export async function prepareTrainerImage(
   const local = formatReference(given)
   if (!(await deps.docker.hasImage(local))) return { image: given, origin: 'given' }
   const target = { registry: loopback, repository: TRAINER_REPOSITORY, tag: deps.runTag }
+  deps.record?.(formatReference(target))
   await deps.docker.tagImage(local, formatReference(target))
   return { image: await push(target, deps), origin: 'pushed', local }
 }
@@ -97,6 +100,7 @@ async function buildAndPush(
   )
   deps.signal?.throwIfAborted()
   const dir = await stageBuildContext(deps.actionRoot, context, deps.workDir)
+  deps.record?.(local)
   await deps.docker.buildImage({
     context: dir,
     // Absolute: docker reads a relative --file from its working directory

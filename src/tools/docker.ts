@@ -192,6 +192,15 @@ export class Docker {
     await runChecked(this.run, this.command(['image', 'push', reference]))
   }
 
+  /** Removes an image tag (the image goes with its last tag); false when there was none. */
+  async removeImage(reference: string): Promise<boolean> {
+    const command = this.command(['image', 'rm', reference], { silent: true })
+    const result = await this.run(command)
+    if (result.exitCode === 0) return true
+    if (NO_SUCH.test(result.stderr)) return false
+    throw new CommandError(command, result)
+  }
+
   /** Removes a container, running or not; false when there was none. */
   async removeContainer(name: string): Promise<boolean> {
     const command = this.command(['container', 'rm', '--force', name], { silent: true })

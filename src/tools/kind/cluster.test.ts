@@ -10,7 +10,7 @@ import { Kind } from './cluster.js'
 import { kindClusterConfig } from './config.js'
 
 describe('Kind (argv)', () => {
-  it('creates a cluster from a config file without waiting, its progress in the log', async () => {
+  it('creates a cluster from a config file without waiting, keeping the nodes of a failed one, its progress in the log', async () => {
     const r = recorder()
     await new Kind('/tools/kind', r.run).createCluster('oml-chains', '/tmp/kind-oml-chains.yaml')
     expect(r.argv()).toEqual([
@@ -24,6 +24,7 @@ describe('Kind (argv)', () => {
         '/tmp/kind-oml-chains.yaml',
         '--wait',
         '0s',
+        '--retain',
       ],
     ])
     expect(r.commands[0]?.silent).toBe(false)
@@ -64,7 +65,7 @@ describe('Kind (argv)', () => {
     const failure = new Kind('kind', r.run).createCluster('x', '/tmp/c.yaml')
     await expect(failure).rejects.toBeInstanceOf(CommandError)
     await expect(failure).rejects.toThrow(
-      '`kind create cluster --name x --config /tmp/c.yaml --wait 0s` failed (exit 1): ERROR: failed to create cluster: node(s) already exist',
+      '`kind create cluster --name x --config /tmp/c.yaml --wait 0s --retain` failed (exit 1): ERROR: failed to create cluster: node(s) already exist',
     )
   })
 })

@@ -24,11 +24,13 @@ export class Kind {
   /**
    * Creates a cluster from a config file. `--wait 0s`: the action waits on the
    * API itself, for the things it needs, with its own deadline and messages.
+   * `--retain`: a failed creation leaves its node containers for the job's
+   * diagnostics; the post step deletes them (the cluster is recorded first).
    * Its progress stays in the log.
    */
   async createCluster(name: string, configPath: string): Promise<void> {
     await this.call(
-      ['create', 'cluster', '--name', name, '--config', configPath, '--wait', '0s'],
+      ['create', 'cluster', '--name', name, '--config', configPath, '--wait', '0s', '--retain'],
       false,
     )
   }
