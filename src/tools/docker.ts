@@ -154,14 +154,8 @@ export class Docker {
   }
 
   /** Whether the Docker engine holds an image of that reference (built or pulled on the runner). */
-  async hasImage(reference: string): Promise<boolean> {
-    const command = this.command(['image', 'inspect', '--format', '{{.Id}}', reference], {
-      silent: true,
-    })
-    const result = await this.run(command)
-    if (result.exitCode === 0) return true
-    if (NO_SUCH.test(result.stderr)) return false
-    throw new CommandError(command, result)
+  hasImage(reference: string): Promise<boolean> {
+    return this.onNamed(['image', 'inspect', '--format', '{{.Id}}', reference])
   }
 
   /**
@@ -193,17 +187,18 @@ export class Docker {
   }
 
   /** Removes an image tag (the image goes with its last tag); false when there was none. */
-  async removeImage(reference: string): Promise<boolean> {
-    const command = this.command(['image', 'rm', reference], { silent: true })
-    const result = await this.run(command)
-    if (result.exitCode === 0) return true
-    if (NO_SUCH.test(result.stderr)) return false
-    throw new CommandError(command, result)
+  removeImage(reference: string): Promise<boolean> {
+    return this.onNamed(['image', 'rm', reference])
   }
 
   /** Removes a container, running or not; false when there was none. */
-  async removeContainer(name: string): Promise<boolean> {
-    const command = this.command(['container', 'rm', '--force', name], { silent: true })
+  removeContainer(name: string): Promise<boolean> {
+    return this.onNamed(['container', 'rm', '--force', name])
+  }
+
+  /** Runs a command on a named image or container: true when it succeeded, false when there is none. */
+  private async onNamed(args: string[]): Promise<boolean> {
+    const command = this.command(args, { silent: true })
     const result = await this.run(command)
     if (result.exitCode === 0) return true
     if (NO_SUCH.test(result.stderr)) return false
