@@ -6,9 +6,9 @@ import { Agent, request as httpsRequest } from 'node:https'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
 import { stringify } from 'yaml'
 import { makeTestCA } from './certs.js'
+import { pollUntil } from './poll-process.js'
 import { toolPath } from './tools.js'
 
 /**
@@ -182,37 +182,18 @@ async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
 class PortTaken extends Error {}
 
 /**
- * Polls `probe` with short, growing pauses until it says ready; fails early
- * when the process exits, and at the deadline with the process's last lines.
+ * Polls `probe` until it says ready (see pollUntil); a process that ended
+ * because its port was taken fails with PortTaken, so the caller picks another.
  */
-async function waitUntil(
+function waitUntil(
   proc: Proc,
   what: string,
   deadline: number,
   probe: () => Promise<string | true>,
 ): Promise<void> {
-  let exit: string | undefined
-  void proc.exited.then((how) => (exit = how))
-  let last: string
-  for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
-    try {
-      const answer = await probe()
-      if (answer === true) return
-      last = answer
-    } catch (err) {
-      last = String((err as Error).cause ?? (err as Error).message ?? err)
-    }
-    if (exit !== undefined) {
-      const message = `${proc.name} ${exit} before ${what}\n${tail(proc)}`
-      throw /address already in use/.test(proc.output())
-        ? new PortTaken(message)
-        : new Error(message)
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`${proc.name}: ${what} did not happen in time (last: ${last})\n${tail(proc)}`)
-    }
-    await delay(pause)
-  }
+  return pollUntil({ ...proc, tail: () => tail(proc) }, what, deadline, probe, (message) =>
+    /address already in use/.test(proc.output()) ? new PortTaken(message) : new Error(message),
+  )
 }
 
 /** The CA, the API server's serving certificate, and the service-account key pair. */

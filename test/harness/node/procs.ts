@@ -8,7 +8,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, watch } from 'node:fs'
 import path from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
+import { pollUntil } from '../poll-process.js'
 import { repoRoot } from '../tools.js'
 
 export const NODE_LOG_DIR = path.join(repoRoot, '.tools', 'logs', 'node')
@@ -167,36 +167,19 @@ function waitForLogLine(
   })
 }
 
-/**
- * Polls `probe` with short, growing pauses until it answers true (for what
- * only answers on request: a health endpoint). Fails early when `proc` ends,
- * and at the deadline with the last answer and the process's last lines.
- */
-export async function waitUntil(
+/** Polls `probe` until it answers true (see pollUntil), failing early when `proc` ends. */
+export function waitUntil(
   proc: NodeProcess,
   what: string,
   deadline: number,
   probe: () => Promise<string | true>,
 ): Promise<void> {
-  let exit: string | undefined
-  void proc.exited.then((how) => (exit = how))
-  let last: string
-  for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
-    try {
-      const answer = await probe()
-      if (answer === true) return
-      last = answer
-    } catch (err) {
-      last = String((err as Error).cause ?? (err as Error).message ?? err)
-    }
-    if (exit !== undefined) throw new Error(`${proc.name} ${exit} before ${what}\n${proc.tail()}`)
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `${proc.name}: ${what} did not happen in time (last: ${last})\n${proc.tail()}`,
-      )
-    }
-    await delay(pause)
-  }
+  return pollUntil(
+    { name: proc.name, exited: proc.exited, tail: () => proc.tail() },
+    what,
+    deadline,
+    probe,
+  )
 }
 
 export interface RunResult {
