@@ -16,16 +16,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chainsKeyId } from '../../src/cosign/keyid.js'
 import { parseDsseEnvelope } from '../../src/cosign/dsse.js'
 import { verifyImageAttachments } from '../../src/cosign/attached.js'
-import { prepareTrainerImage } from '../../src/phases/trainer-image.js'
 import { RegistryClient } from '../../src/oci/client.js'
-import { parseReference, withDigest, type Reference } from '../../src/oci/reference.js'
+import {
+  formatReference,
+  parseReference,
+  withDigest,
+  type Reference,
+} from '../../src/oci/reference.js'
 import { isIndex } from '../../src/oci/types.js'
-import { Docker } from '../../src/tools/docker.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
 import { EC_FIXTURES, publishEcStandIn } from '../harness/action-env.js'
-import { trainerBaseImage } from '../harness/docker.js'
 import { startInternetStandIn, type InternetStandIn } from '../harness/internet.js'
 import { NODE_IP, startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
+import { buildTrainerImage } from '../harness/node/trainer-image.js'
 import { tektonChains } from '../harness/releases/tekton-chains.js'
 import { publishTektonPipelineRelease } from '../harness/releases/tekton-pipeline.js'
 import { useRunnerDirs, type RunnerDirs } from '../harness/runner-dirs.js'
@@ -53,20 +56,7 @@ beforeAll(async () => {
   const chains = await tektonChains.publish(internet, cluster.registry.host)
   chainsVersion = chains.version
   chainsImages = chains.images
-  const built = await prepareTrainerImage(
-    { source: 'build', baseImage: trainerBaseImage() },
-    {
-      docker: new Docker(),
-      registry: client,
-      embeddedRegistry: Promise.resolve({ host: cluster.registry.name }),
-      runTag: 'action-test',
-      actionRoot: repoRoot,
-      workDir: dirs.temp,
-      loopback: cluster.registry.host,
-      log: () => undefined,
-    },
-  )
-  trainer = `${built.image.registry}/${built.image.repository}@${built.image.digest}`
+  trainer = formatReference(await buildTrainerImage(cluster.registry, dirs.temp))
   datasetDigest = await publishDataset(`${cluster.registry.host}/datasets/iris:data`)
 }, 900_000)
 

@@ -37,18 +37,15 @@ import {
   SIGNING_SECRET,
   type TektonResult,
 } from '../../src/phases/tekton.js'
-import { prepareTrainerImage } from '../../src/phases/trainer-image.js'
-import { Docker } from '../../src/tools/docker.js'
 import { fetchTektonRelease } from '../../src/tools/tekton/release.js'
-import { trainerBaseImage } from '../harness/docker.js'
 import { startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
+import { buildTrainerImage } from '../harness/node/trainer-image.js'
 import { startReleaseHost, type ReleaseHost } from '../harness/release-host.js'
 import type { BuiltRelease } from '../harness/releases/built-release.js'
 import { RELEASES_PATH, serveTektonRelease } from '../harness/releases/serve.js'
 import { tektonChains } from '../harness/releases/tekton-chains.js'
 import { pushTektonPipelineRelease } from '../harness/releases/tekton-pipeline.js'
 import { useRunnerDirs, type RunnerDirs } from '../harness/runner-dirs.js'
-import { repoRoot } from '../harness/tools.js'
 import { publishDataset } from '../harness/trainer.js'
 
 const target = { namespace: 'oml-chains', serviceAccount: 'oml-chains-pipeline' }
@@ -121,23 +118,11 @@ beforeAll(async () => {
   const key = await prepareSigningKey({})
   const [installed, built, datasetDigest] = await Promise.all([
     install(key),
-    prepareTrainerImage(
-      { source: 'build', baseImage: trainerBaseImage() },
-      {
-        docker: new Docker(),
-        registry: client,
-        embeddedRegistry: Promise.resolve({ host: cluster.registry.name }),
-        runTag: 'chains-test',
-        actionRoot: repoRoot,
-        workDir: dirs.temp,
-        loopback: cluster.registry.host,
-        log: () => undefined,
-      },
-    ),
+    buildTrainerImage(cluster.registry, dirs.temp),
     publishDataset(`${cluster.registry.host}/datasets/iris:data`),
   ])
   first = { key, result: installed.value, log: installed.log }
-  trainer = built.image
+  trainer = built
   dataset = parseReference(`${cluster.registry.name}/datasets/iris@${datasetDigest}`)
   await prepareRunNamespace(cluster.client, target, Date.now() + 60_000)
 }, 900_000)

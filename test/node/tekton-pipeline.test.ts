@@ -25,16 +25,14 @@ import {
   installTekton,
   SIGNING_SECRET,
 } from '../../src/phases/tekton.js'
-import { prepareTrainerImage } from '../../src/phases/trainer-image.js'
 import type { KubeObject } from '../../src/kube/objects.js'
 import { waitFor } from '../../src/kube/wait.js'
 import { connect } from '../../src/kube/client.js'
 import { RegistryClient } from '../../src/oci/client.js'
 import { formatReference, parseReference, type Reference } from '../../src/oci/reference.js'
-import { Docker } from '../../src/tools/docker.js'
 import { fetchTektonRelease } from '../../src/tools/tekton/release.js'
-import { trainerBaseImage } from '../harness/docker.js'
 import { startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
+import { buildTrainerImage } from '../harness/node/trainer-image.js'
 import { startReleaseHost, type ReleaseHost } from '../harness/release-host.js'
 import { RELEASES_PATH, serveTektonRelease } from '../harness/releases/serve.js'
 import type { BuiltRelease } from '../harness/releases/built-release.js'
@@ -44,7 +42,6 @@ import {
   type TektonPipelineRelease,
 } from '../harness/releases/tekton-pipeline.js'
 import { useRunnerDirs, type RunnerDirs } from '../harness/runner-dirs.js'
-import { repoRoot } from '../harness/tools.js'
 import { publishDataset } from '../harness/trainer.js'
 
 const PIPELINES_VERSION = 'v1.15.0'
@@ -282,20 +279,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
   beforeAll(async () => {
     // Independent of the tests above: installs Tekton, or keeps what is there.
     await install()
-    const built = await prepareTrainerImage(
-      { source: 'build', baseImage: trainerBaseImage() },
-      {
-        docker: new Docker(),
-        registry: client,
-        embeddedRegistry: Promise.resolve({ host: cluster.registry.name }),
-        runTag: 'node-test',
-        actionRoot: repoRoot,
-        workDir: dirs.temp,
-        loopback: cluster.registry.host,
-        log: () => undefined,
-      },
-    )
-    trainer = built.image
+    trainer = await buildTrainerImage(cluster.registry, dirs.temp)
     datasetDigest = await publishDataset(`${cluster.registry.host}/datasets/iris:data`)
     dataset = parseReference(`${cluster.registry.name}/datasets/iris@${datasetDigest}`)
     await prepareRunNamespace(cluster.client, target, Date.now() + 60_000)
