@@ -1,6 +1,8 @@
 /**
- * Stand-in for the Tekton Chains controller (modelled on v0.29.2), which needs
- * a container. It watches TaskRuns and PipelineRuns (tekton.dev/v1) and does
+ * Stand-in for the Tekton Chains controller (modelled on v0.29.2). Real Chains
+ * v0.26.3 runs on the real node (test/node/); this stays for what that cannot
+ * show: v0.29.2's behaviour (the pin cannot be built here) and the faults
+ * below (`mode`). It watches TaskRuns and PipelineRuns (tekton.dev/v1) and does
  * what Chains does with a finished one that has no `chains.tekton.dev/signed`:
  *
  * - reads `tekton-chains/chains-config` and the key in `tekton-chains/signing-secrets`

@@ -1,8 +1,10 @@
 /**
  * Stand-in for what makes a Deployment Available on a real cluster: nodes
- * running its pods' containers. There are no nodes or container runtime here,
- * so this plays that part, after a configurable start-up delay, for every
- * Deployment in every namespace:
+ * running its pods' containers. The real node (test/node/) makes Tekton's
+ * Deployments Available for real; this stays for the Tekton phase's fault
+ * tests, which need a Deployment whose pods never get ready on demand. It
+ * plays that part, after a configurable start-up delay, for every Deployment
+ * in every namespace:
  *
  * - Without kube-controller-manager (the default), nobody creates ReplicaSets
  *   or Pods; the stand-in writes the Deployment's status as the deployment

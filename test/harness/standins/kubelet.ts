@@ -18,6 +18,9 @@
  * Without `--kubelet-certificate-authority`, kube-apiserver does not verify
  * the kubelet's serving certificate; with it (pass `ca.caPem` to a file) the
  * certificate issued here for 127.0.0.1 verifies.
+ *
+ * The real kubelet runs on the real node (test/node/); this stays where a log
+ * stream must drop midway, and for the Tekton and Chains stand-ins' pods.
  */
 import { PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node'
 import { createServer, type Server } from 'node:https'

@@ -38,8 +38,9 @@
  * Real Tekton (built here, on the real node) runs the bundled pipeline in
  * test/node/. This stand-in stays for what needs a kubelet that can be told
  * to fail: a log stream dropped midway (src/phases/pipeline.test.ts), and the
- * end-to-end runs of the bundle (test/e2e, test/cli-run.test.ts), which also
- * need Chains: a stand-in for as long as Chains is not real in the harness.
+ * end-to-end runs of the bundle (test/e2e, test/cli-run.test.ts), which need
+ * the Chains stand-in: it plays what the pinned Chains v0.29.2 does and the
+ * real v0.26.3 on the node does not, and the Chains faults.
  */
 import { CustomObjectsApi } from '@kubernetes/client-node'
 import { apiMessage, connect } from '../../../src/kube/client.js'

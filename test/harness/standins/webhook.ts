@@ -1,7 +1,9 @@
 /**
  * Stand-in for the Tekton Pipelines admission webhook (the
- * `tekton-pipelines-webhook` pod), which needs a container to run. A real
- * HTTPS admission server on 127.0.0.1 answers AdmissionReview v1 requests the
+ * `tekton-pipelines-webhook` pod). The real webhook runs on the real node
+ * (test/node/); this stays for the Tekton phase's fault test, a webhook that
+ * refuses admission for a while after it reports Ready. A real HTTPS
+ * admission server on 127.0.0.1 answers AdmissionReview v1 requests the
  * API server sends it.
  *
  * Until it is "ready" it does nothing to the cluster: the release's webhook
