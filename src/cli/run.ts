@@ -12,9 +12,11 @@ import {
   type RunReport,
   type RunVerdict,
 } from '../phases/report.js'
+import { leftBehind } from '../phases/cleanup.js'
 import { cleanUpAfterRun, runFlow } from '../run.js'
 import { maskSecret } from '../secrets.js'
 import { parseUsageFlags, UsageError, type Command } from './args.js'
+import { watchInterrupts } from './interrupt.js'
 import { routeProgressToStderr } from './progress.js'
 import { flagOf, inputValue, refuseSecretFlags, RUN_FLAGS, secretEnvOf } from './run-flags.js'
 
@@ -43,7 +45,8 @@ Progress goes to stderr; stdout gets one JSON document: verdict, digest, image,
 violations, warnings, report, publicKey, datasetDigest, provenance, pipelinerun
 (null when the run did not get that far), and error with verdict error.
 Exit status: 0 for pass (or fail with --fail-on-violation false), 1 for fail or
-error, 2 for a wrong command line. Secrets are never flag values: they come
+error, 2 for a wrong command line, 130 (SIGINT) or 143 (SIGTERM) when stopped,
+after removing what the run created so far. Secrets are never flag values: they come
 from a file (one trailing newline is ignored) or from the environment.
 
 Options (the inputs of action.yml, and --summary):
@@ -76,6 +79,22 @@ export const run: Command = {
     let created: CreatedResources = {}
     let keepCluster: boolean | undefined
     const restoreStdout = routeProgressToStderr()
+    // One cleanup, whether the run ends or a signal stops it.
+    let cleaning: Promise<void> | undefined
+    const cleanUp = () => (cleaning ??= cleanUpAfterRun(created, keepCluster ?? false))
+    const interrupts = watchInterrupts({
+      cleanUp,
+      cleanupStarted: () => cleaning !== undefined,
+      leftBehind: () => leftBehind(created),
+      finish: (signal) => {
+        restoreStdout()
+        const result = { ...runResult({ verdict: 'error', failOnViolation: true }) }
+        result.error = `interrupted by ${signal}`
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+      },
+      log: (line) => process.stderr.write(`${line}\n`),
+      exit: (code) => process.exit(code),
+    })
     let report: RunReport
     try {
       report = await runFlow(source, {
@@ -83,14 +102,24 @@ export const run: Command = {
           keepCluster = plan.keepCluster
           useLocalRunnerDirs() // only now: a wrong command line leaves nothing behind
         },
-        // Kept in memory: the cleanup below runs in this process, not in a post step.
-        record: (resources) => (created = resources),
+        // Kept in memory: the cleanup runs in this process, not in a post step.
+        // After a signal nothing new is created: the phase about to do it fails.
+        record: (resources) => {
+          interrupts.throwIfInterrupted()
+          created = resources
+        },
       })
+      // A stopped run ends in the signal handler, once its cleanup is done.
+      if (interrupts.signal) return await interrupts.handled.then(() => 1)
       // Without a Plan, nothing ran: the inputs were wrong.
       if (keepCluster === undefined) throw new UsageError(flagWords(report.error ?? ''))
-      await cleanUpAfterRun(created, keepCluster)
+      await cleanUp()
+      if (interrupts.signal) return await interrupts.handled.then(() => 1)
     } finally {
-      restoreStdout()
+      if (!interrupts.signal) {
+        interrupts.dispose()
+        restoreStdout()
+      }
     }
 
     if (summaryFile) await writeSummary(summaryFile, report)

@@ -107,3 +107,19 @@ export async function cleanup(
   )
   return result
 }
+
+/**
+ * What `created` leaves behind when no cleanup runs, each with the command
+ * that removes it by hand: for a run stopped before it could clean up.
+ */
+export function leftBehind(created: CreatedResources, hostsPath = '/etc/hosts'): string[] {
+  const left: string[] = []
+  const { cluster, registryContainer, hostsEntry, trainerTag } = created
+  if (cluster) left.push(`kind cluster ${cluster} (kind delete cluster --name ${cluster})`)
+  if (registryContainer) {
+    left.push(`registry container ${registryContainer} (docker rm -f ${registryContainer})`)
+  }
+  if (hostsEntry) left.push(`"${HOSTS_LINE}" in ${hostsPath} (delete that line)`)
+  if (trainerTag) left.push(`trainer image ${trainerTag} (docker rmi ${trainerTag})`)
+  return left
+}

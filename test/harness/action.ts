@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -23,7 +23,12 @@ export interface ActionStep {
  */
 export async function runActionStep(
   inputs: Record<string, string>,
-  options: { state?: Record<string, string>; env?: Record<string, string> } = {},
+  options: {
+    state?: Record<string, string>
+    env?: Record<string, string>
+    /** Called once the step runs (in a process group of its own): to stop it half-way, say. */
+    whileRunning?: (step: RunningStep) => Promise<void>
+  } = {},
 ): Promise<ActionStep> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'oml-step-'))
   try {
@@ -49,21 +54,7 @@ export async function runActionStep(
     }
     for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value
 
-    const { code, stdout, stderr } = await new Promise<{
-      code: number
-      stdout: string
-      stderr: string
-    }>((resolve) => {
-      execFile(
-        process.execPath,
-        [path.join(repoRoot, 'dist', 'index.js')],
-        { env, cwd: repoRoot },
-        (err, stdout, stderr) => {
-          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
-          resolve({ code, stdout, stderr })
-        },
-      )
-    })
+    const { code, stdout, stderr } = await runBundle(env, options.whileRunning)
     const outputs = parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8'))
     const named: Record<string, string> = {}
     for (const output of ['report', 'provenance']) {
@@ -82,6 +73,33 @@ export async function runActionStep(
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** A step's process while it runs. */
+export interface RunningStep {
+  pid: number
+  /** What it has written so far, stdout then stderr. */
+  output(): string
+  ended: Promise<unknown>
+}
+
+/** Runs dist/index.js to its end; the exit code is 1 when a signal ended it. */
+async function runBundle(
+  env: Record<string, string>,
+  whileRunning?: (step: RunningStep) => Promise<void>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'index.js')], {
+    env,
+    cwd: repoRoot,
+    detached: whileRunning !== undefined,
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const ended = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)))
+  await whileRunning?.({ pid: child.pid!, output: () => stdout + stderr, ended })
+  return { code: await ended, stdout, stderr }
 }
 
 /** Reads `name<<DELIMITER\nvalue\nDELIMITER` entries, as the runner does. */
