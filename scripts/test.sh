@@ -15,7 +15,10 @@ cd "$root"
 NODE_SUITES=(test/node test/harness/node.test.ts)
 
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+# Each secret search the tests run is counted here (test/harness/secret-scan.ts).
+export OML_SECRET_SCAN_DIR
+OML_SECRET_SCAN_DIR=$(mktemp -d)
+trap 'rm -rf "$results" "$OML_SECRET_SCAN_DIR"' EXIT
 status=0
 # vitest NAME ARGS...: one vitest run, its JSON report as $results/NAME.json.
 vitest() {
@@ -48,5 +51,14 @@ node -e '
     skipped += r.numPendingTests + r.numTodoTests
   }
   console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""))
-' "$results" || true
+  let runs = 0, artefacts = 0, hits = 0
+  for (const file of fs.readdirSync(process.argv[2])) {
+    for (const line of fs.readFileSync(path.join(process.argv[2], file), "utf8").split("\n")) {
+      if (!line) continue
+      const search = JSON.parse(line)
+      runs++, artefacts += search.artefacts, hits += search.hits
+    }
+  }
+  if (runs) console.log(`secret search: ${artefacts} artefacts of ${runs} runs searched for their secrets in every encoding, hits: ${hits}`)
+' "$results" "$OML_SECRET_SCAN_DIR" || true
 exit "$status"

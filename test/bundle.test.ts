@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
@@ -8,6 +9,10 @@ import { repoRoot } from './harness/tools.js'
 // These run the committed bundles: an ESM/CJS mix-up builds fine and only
 // fails when the bundle starts.
 
+const fixtureKey = readFileSync(
+  path.join(repoRoot, 'test/fixtures/cosign-keys/chains-testdata-cosign.key'),
+  'utf8',
+)
 const errorLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('::error'))
 const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at /)
 describe('dist/index.js (the action)', () => {
@@ -41,6 +46,48 @@ describe('dist/index.js (the action)', () => {
     noStack(step.stdout + step.stderr)
     expect(step.outputs).toEqual({ verdict: 'error' })
   })
+
+  // The step's harness searches all it leaves for the secret inputs (test/harness/secret-scan.ts).
+  it.each([
+    {
+      given: 'registry-password without registry-username',
+      inputs: { 'registry-password': 'registry-password-1234' },
+      named: 'registry-username',
+    },
+    {
+      given: 'registry-username and a password, signing-key-password without signing-key',
+      inputs: {
+        'registry-username': 'bot',
+        'registry-password': 'registry-password-1234',
+        'signing-key-password': 'lonely-key-password-5678',
+      },
+      named: 'signing-key',
+    },
+    {
+      given: 'a signing key, inline, that does not open with its password',
+      inputs: { 'signing-key': fixtureKey, 'signing-key-password': 'wrong-key-password-9012' },
+      named: 'signing-key',
+    },
+    {
+      given: 'a signing key that is not one',
+      inputs: {
+        'signing-key': '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90LWEta2V5LWF0LWFsbA==\n',
+        'signing-key-password': 'wrong-key-password-9012',
+      },
+      named: 'signing-key',
+    },
+  ] as { given: string; inputs: Record<string, string>; named: string }[])(
+    'a bad input next to secrets ($given): one error naming $named, no secret shown',
+    async ({ inputs, named }) => {
+      const step = await runActionStep({ dataset: 'quay.io/mmortari/ml-iris:data', ...inputs })
+      expect(step.code).toBe(1)
+      const errors = errorLines(step.stdout)
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatch(new RegExp(`^::error::input '${named}': `))
+      noStack(step.stdout + step.stderr)
+      expect(step.outputs).toEqual({ verdict: 'error' })
+    },
+  )
 
   it('runs the post step from the saved state', async () => {
     const main = await runActionStep({ dataset: 'not a ref' })

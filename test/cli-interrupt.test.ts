@@ -7,6 +7,7 @@
  * Every run goes through the internet stand-in: none may ask it for anything.
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -16,11 +17,15 @@ import { runActionStep } from './harness/action.js'
 import { docker, trainerBaseImage } from './harness/docker.js'
 import { startInternetStandIn, type InternetStandIn } from './harness/internet.js'
 import { kindWithStandInNode, type KindWithStandInNode } from './harness/kind-node.js'
+import { expectNoSecrets, filesUnder, watchCommandLines } from './harness/secret-scan.js'
 import { repoRoot } from './harness/tools.js'
 
 const cliBundle = path.join(repoRoot, 'dist', 'cli', 'index.js')
 /** The dataset is looked up in the cluster's registry: never reached here. */
 const DATASET = 'registry.local:5000/datasets/iris:1'
+/** A signing key of the user's: a secret the search below looks for everywhere. */
+const KEY_FILE = path.join(repoRoot, 'test/fixtures/cosign-keys/chains-testdata-cosign.key')
+const KEY_PASSWORD = 'p'
 
 let work: string
 let kind: KindWithStandInNode
@@ -55,6 +60,8 @@ function clusterName(): string {
 function runInputs(cluster: string): { args: string[]; env: Record<string, string> } {
   return {
     args: [
+      '--signing-key',
+      KEY_FILE,
       '--dataset',
       DATASET,
       '--cluster-name',
@@ -62,7 +69,13 @@ function runInputs(cluster: string): { args: string[]; env: Record<string, strin
       '--trainer-base-image',
       trainerBaseImage(),
     ],
-    env: { ...internet.env, ...kind.env, HOME: work, TMPDIR: work },
+    env: {
+      ...internet.env,
+      ...kind.env,
+      HOME: work,
+      TMPDIR: work,
+      OML_CHAINS_SIGNING_KEY_PASSWORD: KEY_PASSWORD,
+    },
   }
 }
 
@@ -83,9 +96,24 @@ function start(args: string[], env: Record<string, string>): Started {
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const commandLines = watchCommandLines()
+  // Once it ended: the key shows nowhere it left (output, files, command lines but its own).
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
-  )
+  ).then(async (how) => {
+    const seen = await commandLines.stop()
+    expectNoSecrets(
+      'a stopped oml-chains run',
+      [readFileSync(KEY_FILE, 'utf8')],
+      [
+        { name: 'stdout', text: stdout },
+        { name: 'stderr', text: stderr },
+        ...(await filesUnder(work)),
+        ...seen.filter((a) => a.name !== `/proc/${child.pid}/cmdline`),
+      ],
+    )
+    return how
+  })
   return {
     pid: child.pid!,
     output: () => stderr,
@@ -254,6 +282,8 @@ describe('the action, its main step killed while kind creates the cluster', () =
       dataset: DATASET,
       'cluster-name': cluster,
       'trainer-base-image': trainerBaseImage(),
+      'signing-key': KEY_FILE,
+      'signing-key-password': KEY_PASSWORD,
     }
     const env = { ...internet.env, ...kind.env, RUNNER_TEMP: runnerTemp }
 

@@ -23,6 +23,7 @@ import {
   startActionEnvironment,
   type ActionEnvironment,
 } from './harness/action-env.js'
+import { expectNoSecrets, filesUnder, watchCommandLines } from './harness/secret-scan.js'
 import { repoRoot } from './harness/tools.js'
 import { STAND_IN_TRAINER_IMAGE } from './harness/standins/tekton.js'
 
@@ -54,10 +55,12 @@ afterAll(async () => {
  * config), temp files under the test's directory, no GITHUB_ACTIONS. Never
  * throws; the exit code is part of the result.
  */
-function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+async function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: work }
-  return new Promise((resolve) => {
-    execFile(
+  const commandLines = watchCommandLines()
+  let pid = 0
+  const cli = await new Promise<CliRun>((resolve) => {
+    pid = execFile(
       process.execPath,
       [cliBundle, 'run', ...args],
       { cwd: work, env: { ...base, ...env }, timeout: 170_000, maxBuffer: 64 * 1024 * 1024 },
@@ -65,8 +68,35 @@ function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> 
         const code = err ? (typeof err.code === 'number' ? err.code : null) : 0
         resolve({ code, stdout, stderr })
       },
-    )
+    ).pid!
   })
+  // Its own command line holds what the user typed (a refused secret flag, say); not the rest.
+  const started = (await commandLines.stop()).filter((a) => a.name !== `/proc/${pid}/cmdline`)
+  expectNoSecrets(`oml-chains run ${args.join(' ')}`, await secretsOf(args, env), [
+    { name: 'stdout', text: cli.stdout },
+    { name: 'stderr', text: cli.stderr },
+    ...(await filesUnder(work)),
+    ...started,
+  ])
+  return cli
+}
+
+/** The secrets a command line hands over: from the files its flags name, and the environment. */
+async function secretsOf(args: string[], env: Record<string, string>): Promise<string[]> {
+  const secrets = [
+    env.OML_CHAINS_REGISTRY_PASSWORD ?? '',
+    env.OML_CHAINS_SIGNING_KEY_PASSWORD ?? '',
+  ]
+  for (const flag of ['--registry-password', '--signing-key-password']) {
+    const i = args.indexOf(flag)
+    if (i >= 0) secrets.push(args[i + 1] ?? '')
+  }
+  for (const flag of ['--registry-password-file', '--signing-key-password-file', '--signing-key']) {
+    const i = args.indexOf(flag)
+    if (i >= 0) secrets.push(await readFile(args[i + 1] ?? '', 'utf8').catch(() => ''))
+  }
+  // A file's one trailing newline is not part of the secret.
+  return secrets.map((s) => s.replace(/\n$/, '')).filter((s) => s.trim().length > 0)
 }
 
 /** stdout as the one JSON document it must be, or a failure showing what the process said. */

@@ -3,6 +3,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startKube, type TestKube } from '../../test/harness/kube.js'
+import {
+  clusterObjects,
+  expectNoSecrets,
+  findSecrets,
+  type Artefact,
+} from '../../test/harness/secret-scan.js'
 import { connect, type Kube } from '../kube/client.js'
 import { linkRegistryCredentials, REGISTRY_SECRET } from './credentials.js'
 
@@ -89,6 +95,21 @@ describe('linkRegistryCredentials', () => {
       'users-own-secret',
       REGISTRY_SECRET,
     ])
+
+    // In the cluster the passwords are in that Secret and nowhere else; the
+    // one for a registry the run does not use is nowhere at all.
+    const objects = await clusterObjects(cluster)
+    const meant = (o: Artefact) => o.name === `Secret run-a/${REGISTRY_SECRET}`
+    for (const password of ['ghcr-token', 'quay-token']) {
+      expect(findSecrets([password], objects.filter(meant))).not.toEqual([])
+    }
+    const elsewhere = objects.filter((o) => !o.name.endsWith(`/${REGISTRY_SECRET}`))
+    expectNoSecrets(
+      'the cluster, but for the registry Secrets',
+      ['ghcr-token', 'quay-token'],
+      elsewhere,
+    )
+    expectNoSecrets('the cluster', ['other-token'], objects)
   })
 
   it('is idempotent: a second run links the secret once', async () => {

@@ -10,6 +10,12 @@ import { parseReference } from '../../src/oci/reference.js'
 import { ecVersion } from '../../src/versions.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
 import {
+  clusterObjects,
+  encodingsOf,
+  expectNoSecrets,
+  findSecrets,
+} from '../harness/secret-scan.js'
+import {
   EC_FIXTURES,
   startActionEnvironment,
   type ActionEnvironment,
@@ -125,6 +131,30 @@ function opening(summary: string): { heading: string; classes: string[]; text: s
   return { heading: match[1]!, classes, text: match[3]! }
 }
 
+/**
+ * The signing key and its password are in the cluster once, in Chains'
+ * signing secret: every other object of every kind is searched for them.
+ */
+async function expectSecretsOnlyInSigningSecret(secrets: string[]): Promise<void> {
+  const objects = await clusterObjects(cluster.kube)
+  const meant = 'Secret tekton-chains/signing-secrets'
+  // The search finds each where it is meant to be (the fixture's one-letter
+  // password is too short to search for anywhere).
+  for (const secret of secrets.filter((s) => encodingsOf(s).length > 0)) {
+    expect(
+      findSecrets(
+        [secret],
+        objects.filter((o) => o.name === meant),
+      ),
+    ).not.toEqual([])
+  }
+  expectNoSecrets(
+    `the cluster's ${objects.length - 1} other objects`,
+    secrets,
+    objects.filter((o) => o.name !== meant),
+  )
+}
+
 describe('the action, end to end on an existing cluster: the verdict gate', () => {
   it('pass: the step succeeds, with every output and the summary', async () => {
     const kube = connect(cluster.kube.kubeconfig)
@@ -166,6 +196,7 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     }
     expect(visible(step.stdout)).not.toContain('PRIVATE KEY')
     expect(visible(step.stdout)).not.toContain(held('cosign.password'))
+    await expectSecretsOnlyInSigningSecret([held('cosign.key'), held('cosign.password')])
     await kube.core.readNamespacedServiceAccount({
       name: 'oml-chains-pipeline',
       namespace: 'oml-chains',
@@ -259,6 +290,8 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
     expect(errorLines(step.stdout)).toEqual([])
     expect(opening(step.summary).text).toMatch(/^.*found no violations \(1 warning\)\.\n/)
     expect(step.summary).toContain('Fails in 2099.')
+    const key = readFileSync(path.join(fixtureKeys, 'chains-testdata-cosign.key'), 'utf8')
+    await expectSecretsOnlyInSigningSecret([key, password])
   })
 
   it('fail with fail-on-violation true (the default): outputs and summary, one annotation per violation, then the step fails', async () => {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { expectNoSecrets, filesUnder, watchCommandLines } from './secret-scan.js'
 import { repoRoot } from './tools.js'
 
 export interface ActionStep {
@@ -54,8 +55,25 @@ export async function runActionStep(
     }
     for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value
 
+    const commandLines = watchCommandLines()
     const { code, stdout, stderr } = await runBundle(env, options.whileRunning)
     const outputs = parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8'))
+    const state = parseFileCommand(await readFile(files.GITHUB_STATE, 'utf8'))
+    // Every secret input, searched for in all the step left; `::add-mask::`
+    // lines are how it is masked, read by the runner and never shown.
+    const written = [dir, ...(env.RUNNER_TEMP === dir ? [] : [env.RUNNER_TEMP!])]
+    expectNoSecrets(
+      `the action step (${Object.keys(inputs).join(', ')})`,
+      await secretInputs(inputs),
+      [
+        { name: 'stdout', text: stdout.replace(/^::add-mask::.*$/gm, '') },
+        { name: 'stderr', text: stderr },
+        ...Object.entries(outputs).map(([name, text]) => ({ name: `output ${name}`, text })),
+        ...Object.entries(state).map(([name, text]) => ({ name: `state ${name}`, text })),
+        ...(await Promise.all(written.map((d) => filesUnder(d).catch(() => [])))).flat(),
+        ...(await commandLines.stop()),
+      ],
+    )
     const named: Record<string, string> = {}
     for (const output of ['report', 'provenance']) {
       const file = outputs[output]
@@ -67,12 +85,20 @@ export async function runActionStep(
       stderr,
       outputs,
       files: named,
-      state: parseFileCommand(await readFile(files.GITHUB_STATE, 'utf8')),
+      state,
       summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
     }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** The secrets among the inputs: passwords, and the signing key (a file's content, or the PEM). */
+async function secretInputs(inputs: Record<string, string>): Promise<string[]> {
+  const secrets = [inputs['registry-password'] ?? '', inputs['signing-key-password'] ?? '']
+  const key = inputs['signing-key'] ?? ''
+  secrets.push(key.includes('-----BEGIN') ? key : await readFile(key, 'utf8').catch(() => ''))
+  return secrets.filter((s) => s.trim().length > 0)
 }
 
 /** A step's process while it runs. */
