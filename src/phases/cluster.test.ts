@@ -239,14 +239,24 @@ describe('prepareCluster, cluster: existing (real kube-apiserver)', () => {
 })
 
 /**
- * Plays kind and docker for the kind mode, recording every command: there is
- * no Docker engine here. `kind get kubeconfig` hands out the real test API
+ * Plays kind and docker for the kind mode, recording every command: kind
+ * cannot make a cluster here (its node image is out of reach). `kind get kubeconfig` hands out the real test API
  * server's kubeconfig, so the API calls (version, ConfigMap) are real.
  */
 function fakeHost(initial: {
   clusters?: string[]
-  registry?: { running: boolean; networks: Record<string, string[]> }
+  registry?: {
+    running: boolean
+    networks: Record<string, string[]>
+    /** Default the pinned registry image, published on 127.0.0.1:5000. */
+    image?: string
+    published?: string
+  }
   failRun?: string
+  /** docker start's error, for a stopped registry. */
+  failStart?: string
+  /** The Docker network kind put its nodes on (default `kind`). */
+  nodeNetwork?: string
   curlFails?: string
 }) {
   const clusters = new Set(initial.clusters ?? [])
@@ -266,6 +276,14 @@ function fakeHost(initial: {
       if (a[1] === 'nodes') return ok(`${a[3]}-control-plane\n`)
     }
     if (command.file === 'docker') {
+      if (line === 'container inspect oml-chains-control-plane') {
+        const network = {
+          [initial.nodeNetwork ?? 'kind']: { Aliases: ['oml-chains-control-plane'] },
+        }
+        return ok(
+          JSON.stringify([{ State: { Running: true }, NetworkSettings: { Networks: network } }]),
+        )
+      }
       if (line === 'container inspect oml-chains-registry') {
         if (!registry)
           return fail('Error response from daemon: No such container: oml-chains-registry')
@@ -276,7 +294,17 @@ function fakeHost(initial: {
           JSON.stringify([
             {
               State: { Running: registry.running, Status: registry.running ? 'running' : 'exited' },
-              Config: { Image: REGISTRY_IMAGE },
+              Config: { Image: registry.image ?? REGISTRY_IMAGE },
+              HostConfig: {
+                PortBindings: {
+                  '5000/tcp': [
+                    {
+                      HostIp: (registry.published ?? '127.0.0.1:5000').split(':')[0],
+                      HostPort: (registry.published ?? '127.0.0.1:5000').split(':')[1],
+                    },
+                  ],
+                },
+              },
               NetworkSettings: { Networks: networks },
             },
           ]),
@@ -287,7 +315,10 @@ function fakeHost(initial: {
         registry = { running: true, networks: { bridge: [] } }
         return ok('0123abcd\n')
       }
-      if (line === 'container start oml-chains-registry') return ((registry!.running = true), ok())
+      if (line === 'container start oml-chains-registry') {
+        if (initial.failStart) return fail(initial.failStart)
+        return ((registry!.running = true), ok())
+      }
       if (a[0] === 'network' && a[1] === 'connect')
         return ((registry!.networks[a[4]!] = [a[3]!]), ok())
       if (a[0] === 'network' && a[1] === 'disconnect')
@@ -358,11 +389,12 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
       'kind get clusters',
       `kind create cluster --name oml-chains --config ${configPath} --wait 0s --retain`,
       'kind get kubeconfig --name oml-chains',
+      'kind get nodes --name oml-chains',
+      'docker container inspect oml-chains-control-plane',
       'docker container inspect oml-chains-registry',
       `docker run --detach --restart=always --publish 127.0.0.1:5000:5000 --env OTEL_TRACES_EXPORTER=none --name oml-chains-registry ${REGISTRY_IMAGE}`,
       'docker container inspect oml-chains-registry',
       'docker network connect --alias registry.local kind oml-chains-registry',
-      'kind get nodes --name oml-chains',
       writeHostsToml,
       curlFromNode,
     ])
@@ -373,7 +405,7 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
         { role: 'control-plane', image: versions.kindNodeImages[versions.kubernetesVersion] },
       ],
     })
-    expect(host.commands[8]?.input).toBe(
+    expect(host.commands[9]?.input).toBe(
       'server = "http://registry.local:5000"\n\n[host."http://registry.local:5000"]\n',
     )
 
@@ -400,9 +432,9 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
           kindBinary: '/tools/kind',
           registryContainer: 'oml-chains-registry',
         },
-        afterCommands: 4,
+        afterCommands: 6,
       },
-      { created: prepared.created, afterCommands: 9 },
+      { created: prepared.created, afterCommands: 10 },
     ])
     // The hosts line too: recorded while the file does not have it yet.
     expect(hostsAtRecord.at(-1)).toBe('127.0.0.1 localhost\n')
@@ -445,9 +477,10 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
     expect(host.argv()).toEqual([
       'kind get clusters',
       'kind get kubeconfig --name oml-chains',
-      'docker container inspect oml-chains-registry',
-      'docker container inspect oml-chains-registry',
       'kind get nodes --name oml-chains',
+      'docker container inspect oml-chains-control-plane',
+      'docker container inspect oml-chains-registry',
+      'docker container inspect oml-chains-registry',
       writeHostsToml,
       curlFromNode,
     ])
@@ -470,7 +503,7 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
 
     const prepared = await prepareCluster(kindPlan(), d)
 
-    expect(host.argv().slice(2, 7)).toEqual([
+    expect(host.argv().slice(4, 9)).toEqual([
       'docker container inspect oml-chains-registry',
       'docker container start oml-chains-registry',
       'docker container inspect oml-chains-registry',
@@ -478,6 +511,74 @@ describe('prepareCluster, cluster: kind (recorded kind and docker, real API serv
       'docker network connect --alias registry.local kind oml-chains-registry',
     ])
     expect(prepared.created).toEqual({ hostsEntry: true })
+  })
+
+  it('puts the registry on the network kind put the nodes on (KIND_EXPERIMENTAL_DOCKER_NETWORK)', async () => {
+    const host = fakeHost({ nodeNetwork: 'ci-net' })
+    const { d } = kindDeps(host)
+
+    await prepareCluster(kindPlan(), d)
+
+    expect(host.argv()).toContain(
+      'docker network connect --alias registry.local ci-net oml-chains-registry',
+    )
+    expect(host.argv().some((c) => / kind oml-chains-registry$/.test(c))).toBe(false)
+  })
+
+  it('reuses another version of the registry image, and says so', async () => {
+    const image = 'registry:2.8.3'
+    const host = fakeHost({
+      clusters: ['oml-chains'],
+      registry: { running: true, image, networks: { kind: ['registry.local'] } },
+    })
+    const logged: string[] = []
+    const { d } = kindDeps(host, { log: (line) => logged.push(line) })
+
+    const prepared = await prepareCluster(kindPlan(), d)
+
+    expect(prepared.reused).toContain('registry container oml-chains-registry')
+    expect(logged).toContain(
+      `note: registry container oml-chains-registry runs ${image}, not ${REGISTRY_IMAGE}`,
+    )
+  })
+
+  it.each([
+    {
+      found: 'a container that is not a registry',
+      registry: { image: 'nginx:1.27' },
+      error:
+        'container oml-chains-registry runs nginx:1.27, not a registry (the action starts registry:',
+    },
+    {
+      found: 'a registry published on another port',
+      registry: { published: '127.0.0.1:5001' },
+      error:
+        'registry container oml-chains-registry publishes port 5000 on 127.0.0.1:5001, and the action reaches it at 127.0.0.1:5000: remove it (docker rm -f oml-chains-registry) and the action starts its own',
+    },
+  ])('names $found, and starts or changes nothing', async ({ registry, error }) => {
+    const host = fakeHost({
+      clusters: ['oml-chains'],
+      registry: { running: false, networks: {}, ...registry },
+    })
+    const { d, records } = kindDeps(host)
+
+    await expect(prepareCluster(kindPlan(), d)).rejects.toThrow(error)
+    expect(host.argv().filter((c) => /^docker (container start|run|network)/.test(c))).toEqual([])
+    expect(records).toEqual([])
+  })
+
+  it('says port 5000 is taken when a stopped registry cannot start, as for a new one', async () => {
+    const host = fakeHost({
+      clusters: ['oml-chains'],
+      registry: { running: false, networks: { kind: ['registry.local'] } },
+      failStart:
+        'Error response from daemon: driver failed programming external connectivity on endpoint oml-chains-registry: Bind for 127.0.0.1:5000 failed: port is already allocated',
+    })
+    const { d } = kindDeps(host)
+
+    await expect(prepareCluster(kindPlan(), d)).rejects.toThrow(
+      /^127\.0\.0\.1:5000 is taken by another program or container, and the embedded registry needs it: .*port is already allocated/,
+    )
   })
 
   it('refuses to reuse a cluster whose API does not answer, naming it and the way out', async () => {

@@ -13,7 +13,7 @@ import { applyObject } from '../kube/apply.js'
 import { apiMessage, connect, statusOf, type Kube } from '../kube/client.js'
 import type { ClusterPlan, Plan } from '../plan.js'
 import { maskSecret } from '../secrets.js'
-import { Docker, REGISTRY_IMAGE } from '../tools/docker.js'
+import { Docker, PORT_TAKEN, REGISTRY_IMAGE, type ContainerInfo } from '../tools/docker.js'
 import { execRunner, type CommandRunner } from '../tools/exec.js'
 import { Kind } from '../tools/kind/cluster.js'
 import {
@@ -211,9 +211,10 @@ async function prepareKind(
   }
   if (!embeddedRegistry) return prepared
 
-  await startRegistry(docker, reused, willCreate, deps)
   const nodes = await kind.nodes(name)
   if (nodes.length === 0) throw new UserError(`kind cluster ${name} has no nodes`)
+  const network = await nodeNetwork(docker, nodes[0]!)
+  await startRegistry(docker, network, reused, willCreate, deps)
   // containerd reads certs.d at each pull: no restart needed after writing.
   await Promise.all(
     nodes.map((node) => docker.writeFile(node, registryHostsTomlPath(), registryHostsToml())),
@@ -254,9 +255,21 @@ async function checkRegistryOfExisting(deps: ClusterDeps): Promise<{ host: strin
   return { host: REGISTRY_HOST_PORT }
 }
 
-/** Starts the registry container, or reuses a running one, and puts it on kind's network as registry.local. */
+/**
+ * The Docker network the node is on: `kind`, unless kind was told another
+ * (KIND_EXPERIMENTAL_DOCKER_NETWORK). The registry joins the nodes there.
+ */
+async function nodeNetwork(docker: Docker, node: string): Promise<string> {
+  const networks = Object.keys((await docker.inspectContainer(node))?.networks ?? {})
+  if (networks.includes(KIND_NETWORK)) return KIND_NETWORK
+  if (networks.length === 0) throw new UserError(`kind node ${node} is on no Docker network`)
+  return networks[0]!
+}
+
+/** Starts the registry container, or reuses a running one, and puts it on the nodes' network as registry.local. */
 async function startRegistry(
   docker: Docker,
+  network: string,
   reused: string[],
   willCreate: (change: CreatedResources) => void,
   deps: ClusterDeps,
@@ -264,33 +277,69 @@ async function startRegistry(
   let info = await docker.inspectContainer(REGISTRY_CONTAINER)
   if (!info) {
     willCreate({ registryContainer: REGISTRY_CONTAINER })
-    try {
-      await docker.runRegistry({
+    await portTakenNamed(
+      docker.runRegistry({
         name: REGISTRY_CONTAINER,
         image: REGISTRY_IMAGE,
         hostAddress: REGISTRY_HOST_ADDRESS,
         hostPort: REGISTRY_PORT,
-      })
-    } catch (err) {
-      if (/port is already allocated|address already in use/i.test(errorMessage(err))) {
-        throw new UserError(
-          `${REGISTRY_HOST_ADDRESS}:${REGISTRY_PORT} is taken by another program or container, and the embedded registry needs it: ${errorMessage(err)}`,
-        )
-      }
-      throw err
-    }
+      }),
+    )
     deps.log(`started registry container ${REGISTRY_CONTAINER} (${REGISTRY_IMAGE})`)
   } else {
-    if (!info.running) await docker.startContainer(REGISTRY_CONTAINER)
+    checkReusedRegistry(info, deps.log)
+    if (!info.running) await portTakenNamed(docker.startContainer(REGISTRY_CONTAINER))
     reused.push(`registry container ${REGISTRY_CONTAINER}`)
     deps.log(`reusing registry container ${REGISTRY_CONTAINER} (${info.image}, was ${info.status})`)
   }
   info = await docker.inspectContainer(REGISTRY_CONTAINER)
-  const onKind = info?.networks[KIND_NETWORK]
-  if (onKind?.aliases.includes(REGISTRY_HOST)) return
+  const attached = info?.networks[network]
+  if (attached?.aliases.includes(REGISTRY_HOST)) return
   // On the network without the alias (attached by hand, say): attach again with it.
-  if (onKind) await docker.disconnectNetwork(KIND_NETWORK, REGISTRY_CONTAINER)
-  await docker.connectNetwork(KIND_NETWORK, REGISTRY_CONTAINER, REGISTRY_HOST)
+  if (attached) await docker.disconnectNetwork(network, REGISTRY_CONTAINER)
+  await docker.connectNetwork(network, REGISTRY_CONTAINER, REGISTRY_HOST)
+}
+
+/** Starting the registry's container when its port is taken: one error, whether it is new or reused. */
+async function portTakenNamed(starting: Promise<void>): Promise<void> {
+  try {
+    await starting
+  } catch (err) {
+    if (PORT_TAKEN.test(errorMessage(err))) {
+      throw new UserError(
+        `${REGISTRY_HOST_ADDRESS}:${REGISTRY_PORT} is taken by another program or container, and the embedded registry needs it: ${errorMessage(err)}`,
+      )
+    }
+    throw err
+  }
+}
+
+/**
+ * A container named like the registry (a kept run's, or someone's) is used
+ * only if it is a registry published where the action reaches it. Another
+ * version of the registry image is fine: they serve the same API.
+ */
+function checkReusedRegistry(info: ContainerInfo, log: (line: string) => void): void {
+  const remove = `remove it (docker rm -f ${REGISTRY_CONTAINER}) and the action starts its own`
+  const repository = info.image.split('@')[0]!.replace(/:[^/:]*$/, '')
+  if (repository.split('/').pop() !== 'registry') {
+    throw new UserError(
+      `container ${REGISTRY_CONTAINER} runs ${info.image || 'an unknown image'}, not a registry (the action starts ${REGISTRY_IMAGE}): ${remove}`,
+    )
+  }
+  const bindings = info.ports[`${REGISTRY_PORT}/tcp`] ?? []
+  const reachable = bindings.some(
+    (b) => b.hostPort === String(REGISTRY_PORT) && ['127.0.0.1', '0.0.0.0', ''].includes(b.hostIp),
+  )
+  if (!reachable) {
+    const published = bindings.map((b) => `${b.hostIp || '0.0.0.0'}:${b.hostPort}`).join(', ')
+    throw new UserError(
+      `registry container ${REGISTRY_CONTAINER} ${published ? `publishes port ${REGISTRY_PORT} on ${published}` : `does not publish port ${REGISTRY_PORT}`}, and the action reaches it at ${REGISTRY_HOST_ADDRESS}:${REGISTRY_PORT}: ${remove}`,
+    )
+  }
+  if (info.image !== REGISTRY_IMAGE) {
+    log(`note: registry container ${REGISTRY_CONTAINER} runs ${info.image}, not ${REGISTRY_IMAGE}`)
+  }
 }
 
 /** GET the registry from inside a node (kind node images ship curl). A few tries: DNS may lag the network attach. */

@@ -1,21 +1,10 @@
+import { createServer, type AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { UserError } from '../errors.js'
 import { recorder } from '../../test/harness/commands.js'
-import { Docker, parseInspect, REGISTRY_IMAGE } from './docker.js'
+import { dockerChecked, trainerBaseImage } from '../../test/harness/docker.js'
+import { Docker, parseInspect, PORT_TAKEN, REGISTRY_IMAGE } from './docker.js'
 import { CommandError, commandRunner } from './exec.js'
-
-const inspectJson = JSON.stringify([
-  {
-    State: { Status: 'running', Running: true },
-    Config: { Image: REGISTRY_IMAGE },
-    NetworkSettings: {
-      Networks: {
-        bridge: { Aliases: null },
-        kind: { Aliases: ['registry.local', 'abc123'] },
-      },
-    },
-  },
-])
 
 describe('REGISTRY_IMAGE', () => {
   it('is distribution v3 pinned by a sha256 digest', () => {
@@ -99,16 +88,70 @@ describe('Docker', () => {
     ])
   })
 
-  it('inspects a container: its state, image and aliases per network', async () => {
-    const r = recorder(() => ({ stdout: inspectJson }))
-    const info = await new Docker(r.run).inspectContainer('oml-chains-registry')
-    expect(r.argv()).toEqual([['docker', 'container', 'inspect', 'oml-chains-registry']])
+  it('inspects a real container: its state, image, aliases per network, and ports kept while stopped', async () => {
+    const name = `oml-inspect-${process.pid}`
+    const network = `oml-inspect-${process.pid}`
+    const image = trainerBaseImage()
+    const docker = new Docker()
+    await dockerChecked(['network', 'create', network])
+    try {
+      await dockerChecked([
+        'create',
+        '--name',
+        name,
+        '--publish',
+        '127.0.0.1:5999:5000',
+        image,
+        'sleep',
+        'infinity',
+      ])
+      await dockerChecked(['network', 'connect', '--alias', 'registry.local', network, name])
+      const stopped = await docker.inspectContainer(name)
+      expect(stopped).toMatchObject({ name, running: false, status: 'created', image })
+      expect(stopped?.ports).toEqual({ '5000/tcp': [{ hostIp: '127.0.0.1', hostPort: '5999' }] })
+      expect(stopped?.networks[network]?.aliases).toContain('registry.local')
+      expect(Object.keys(stopped?.networks ?? {}).sort()).toEqual(['bridge', network].sort())
+    } finally {
+      await docker.removeContainer(name)
+      await dockerChecked(['network', 'rm', network])
+    }
+  })
+
+  it("fails to start a container whose published port another program holds, in words PORT_TAKEN knows (the registry's port-taken error)", async () => {
+    const name = `oml-port-taken-${process.pid}`
+    const holder = createServer()
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+    const port = (holder.address() as AddressInfo).port
+    const docker = new Docker()
+    try {
+      await dockerChecked([
+        'create',
+        '--name',
+        name,
+        '--publish',
+        `127.0.0.1:${port}:5000`,
+        trainerBaseImage(),
+        'sleep',
+        'infinity',
+      ])
+      const failure = docker.startContainer(name)
+      await expect(failure).rejects.toThrow(PORT_TAKEN)
+      await expect(failure).rejects.toThrow(`127.0.0.1:${port}`)
+    } finally {
+      await docker.removeContainer(name)
+      holder.close()
+    }
+  })
+
+  it('reads a container without networks or ports as having none', () => {
+    const info = parseInspect('x', JSON.stringify([{ State: {}, Config: { Image: 'i' } }]))
     expect(info).toEqual({
-      name: 'oml-chains-registry',
-      running: true,
-      status: 'running',
-      image: REGISTRY_IMAGE,
-      networks: { bridge: { aliases: [] }, kind: { aliases: ['registry.local', 'abc123'] } },
+      name: 'x',
+      running: false,
+      status: 'unknown',
+      image: 'i',
+      networks: {},
+      ports: {},
     })
   })
 

@@ -32,6 +32,11 @@ export interface ContainerInfo {
   image: string
   /** Networks it is attached to, with its aliases on each. */
   networks: Record<string, { aliases: string[] }>
+  /**
+   * Its published ports as created (`HostConfig.PortBindings`, kept while it
+   * is stopped), by container port: `{ '5000/tcp': [{ hostIp: '127.0.0.1', hostPort: '5000' }] }`.
+   */
+  ports: Record<string, { hostIp: string; hostPort: string }[]>
 }
 
 export interface RegistryContainerSpec {
@@ -43,6 +48,9 @@ export interface RegistryContainerSpec {
 }
 
 const NO_SUCH = /no such (container|object|image)/i
+
+/** Docker's words when a port to publish is held: by a container, or by another program. */
+export const PORT_TAKEN = /port is already allocated|address already in use/i
 
 /** How much of a failed build's output its error shows: enough for a pip or RUN error. */
 const BUILD_TAIL_LINES = 25
@@ -223,11 +231,22 @@ export function parseInspect(name: string, stdout: string): ContainerInfo {
       networks[network] = { aliases: aliases.filter((a): a is string => typeof a === 'string') }
     }
   }
+  const host = isRecord(item.HostConfig) ? item.HostConfig : {}
+  const ports: ContainerInfo['ports'] = {}
+  if (isRecord(host.PortBindings)) {
+    for (const [port, bindings] of Object.entries(host.PortBindings)) {
+      ports[port] = (Array.isArray(bindings) ? bindings : []).filter(isRecord).map((b) => ({
+        hostIp: typeof b.HostIp === 'string' ? b.HostIp : '',
+        hostPort: typeof b.HostPort === 'string' ? b.HostPort : '',
+      }))
+    }
+  }
   return {
     name,
     running: state.Running === true,
     status: typeof state.Status === 'string' ? state.Status : 'unknown',
     image: typeof config.Image === 'string' ? config.Image : '',
     networks,
+    ports,
   }
 }
