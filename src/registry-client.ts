@@ -1,3 +1,4 @@
+import * as core from '@actions/core'
 import { CredentialStore } from './oci/auth.js'
 import { RegistryClient } from './oci/client.js'
 import { EMBEDDED_REGISTRY, type RegistryAuth } from './plan.js'
@@ -35,5 +36,6 @@ export async function createRegistryClient(auth: RegistryAuth): Promise<Registry
   return new RegistryClient({
     credentials: await credentialStoreFor(auth),
     insecure: isPlainHttpRegistry,
+    retry: { log: (line) => core.info(line) },
   })
 }

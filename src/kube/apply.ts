@@ -24,7 +24,11 @@ export async function applyObject(
   fieldManager = FIELD_MANAGER,
 ): Promise<KubeObject> {
   try {
-    return await withRetry(() => kube.objects.applyRaw(object, fieldManager, true), deadline)
+    return await withRetry(
+      () => kube.objects.applyRaw(object, fieldManager, true),
+      deadline,
+      `applying ${describeObject(object)}`,
+    )
   } catch (err) {
     throw new UserError(`applying ${describeObject(object)} failed: ${apiMessage(err)}`)
   }

@@ -2,6 +2,9 @@ import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  createConfiguration,
+  ServerConfiguration,
+  type Configuration,
   HttpMethod,
   KubeConfig,
   KubernetesObjectApi,
@@ -10,11 +13,12 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node'
 import { UserError } from '../errors.js'
+import { retryingHttpLibrary } from './http-retry.js'
 
 /** The generic object API, with discovery (kind -> resource name) made public for watches. */
 export class ObjectApi extends KubernetesObjectApi {
   static forConfig(config: KubeConfig): ObjectApi {
-    const api = config.makeApiClient(ObjectApi)
+    const api = makeApi(config, ObjectApi)
     api.setDefaultNamespace(config)
     return api
   }
@@ -69,13 +73,30 @@ export function connect(kubeconfig: string, source = 'kubeconfig'): Kube {
     config,
     server: cluster.server,
     objects: ObjectApi.forConfig(config),
-    core: config.makeApiClient(CoreV1Api),
-    apps: config.makeApiClient(AppsV1Api),
+    core: makeApi(config, CoreV1Api),
+    apps: makeApi(config, AppsV1Api),
     watch: new Watch(config),
   }
 }
 
 /** HTTP status of a failed API call, if it got that far. */
+/**
+ * An API client of `type` for the kubeconfig's current cluster, as
+ * KubeConfig.makeApiClient makes one, but sending every request through
+ * retryingHttpLibrary: a throttled or briefly failing server is retried.
+ */
+export function makeApi<T>(config: KubeConfig, type: new (configuration: Configuration) => T): T {
+  const cluster = config.getCurrentCluster()
+  if (!cluster) throw new UserError('the kubeconfig has no current cluster')
+  return new type(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: config },
+      httpApi: retryingHttpLibrary(),
+    }),
+  )
+}
+
 export function statusOf(err: unknown): number | undefined {
   return err instanceof ApiException ? err.code : undefined
 }

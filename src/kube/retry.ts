@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises'
+import * as core from '@actions/core'
 import { apiMessage, statusOf } from './client.js'
 
 /**
@@ -29,17 +30,30 @@ export function isTransient(err: unknown): boolean {
 
 /**
  * Runs `call` until it succeeds, a non-transient error occurs, or `deadline`
- * (epoch ms) passes; waits grow from 200 ms to 5 s between tries. The last
- * error is rethrown.
+ * (epoch ms) passes; waits grow from 200 ms to 5 s between tries, and each
+ * retry is logged with `what` was tried and why it failed. The last error is
+ * rethrown.
  */
-export async function withRetry<T>(call: () => Promise<T>, deadline: number): Promise<T> {
+export async function withRetry<T>(
+  call: () => Promise<T>,
+  deadline: number,
+  what: string,
+  log: (line: string) => void = (line) => core.info(line),
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await call()
     } catch (err) {
       const wait = Math.min(5_000, 200 * 2 ** attempt)
       if (!isTransient(err) || Date.now() + wait > deadline) throw err
+      log(`${what}: ${retryReason(err)}; retrying in ${wait / 1000} s`)
       await delay(wait)
     }
   }
+}
+
+/** The status and the server's message, one line, not too long for a log. */
+function retryReason(err: unknown): string {
+  const text = apiMessage(err).split('\n')[0]!
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text
 }

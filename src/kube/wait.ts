@@ -57,6 +57,7 @@ export async function waitFor<T extends { metadata?: { name?: string } }>(
           fieldSelector,
         ),
       options.deadline,
+      `listing ${describeTarget(target)}`,
     )
     seen = new Map(list.items.map((item) => [item.metadata?.name ?? '', item as T]))
     if (done([...seen.values()])) return [...seen.values()]
@@ -148,13 +149,24 @@ async function watchUntil<T>(
   })
 }
 
+/** `PipelineRun oml-chains/x`, `Deployments in tekton-pipelines`: for the log. */
+function describeTarget(target: WatchTarget): string {
+  const where = target.namespace ? `${target.namespace}/` : ''
+  if (target.name) return `${target.kind} ${where}${target.name}`
+  return `${target.kind}s${target.namespace ? ` in ${target.namespace}` : ''}`
+}
+
 /** `/apis/<group>/<version>[/namespaces/<ns>]/<plural>`, from the server's discovery. */
 async function collectionPath(kube: Kube, target: WatchTarget, deadline: number): Promise<string> {
-  const resource = await withRetry(async () => {
-    const found = await kube.objects.discover(target.apiVersion, target.kind)
-    if (!found) throw new UserError(`the server has no ${target.kind} in ${target.apiVersion}`)
-    return found
-  }, deadline)
+  const resource = await withRetry(
+    async () => {
+      const found = await kube.objects.discover(target.apiVersion, target.kind)
+      if (!found) throw new UserError(`the server has no ${target.kind} in ${target.apiVersion}`)
+      return found
+    },
+    deadline,
+    `looking up ${target.kind} (${target.apiVersion}) in the API's discovery`,
+  )
   const base = target.apiVersion.includes('/')
     ? `/apis/${target.apiVersion}`
     : `/api/${target.apiVersion}`

@@ -45,6 +45,10 @@ export function defaultDockerConfigPath(env: NodeJS.ProcessEnv = process.env): s
 
 const dockerHubAliases = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io'])
 
+/** Where refused credentials come from, for the error that says they were refused. */
+const CHECK_CREDENTIALS =
+  "check registry-username and registry-password, or the docker config's auths for it"
+
 /**
  * The registry a credentials key or reference is about: scheme and path dropped
  * (`https://index.docker.io/v1/` -> `docker.io`), lowercased, Docker Hub's
@@ -298,7 +302,7 @@ export class RegistryAuth {
     const credentials = this.credentialsFor(registry)
     if (!credentials) return this.missingCredentials(registry, scope)
     return new AuthError(
-      `registry ${registry} rejected the credentials of user '${credentials.username}' for ${pathname} (HTTP 401)`,
+      `registry ${registry} rejected the credentials of user '${credentials.username}' for ${pathname} (HTTP 401): ${CHECK_CREDENTIALS}`,
     )
   }
 
@@ -362,7 +366,7 @@ export class RegistryAuth {
       await response.body?.cancel()
       if (credentials) {
         throw new AuthError(
-          `registry ${registry}: the token service ${where} rejected the credentials of user '${credentials.username}' (HTTP ${response.status})`,
+          `registry ${registry}: the token service ${where} rejected the credentials of user '${credentials.username}' (HTTP ${response.status}): ${CHECK_CREDENTIALS}`,
         )
       }
       throw this.missingCredentials(registry, scope)

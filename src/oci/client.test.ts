@@ -410,7 +410,7 @@ describe('RegistryClient through the stand-in auth front', () => {
     const wrongError = await wrong.resolve(ref).catch((err: unknown) => err)
     expect(wrongError).toBeInstanceOf(AuthError)
     expect((wrongError as Error).message).toBe(
-      `registry ${f.host}: the token service http://${f.host}/token rejected the credentials of user 'alice' (HTTP 401)`,
+      `registry ${f.host}: the token service http://${f.host}/token rejected the credentials of user 'alice' (HTTP 401): check registry-username and registry-password, or the docker config's auths for it`,
     )
     expect((wrongError as Error).message).not.toContain('nope')
 
@@ -514,15 +514,24 @@ describe('RegistryClient when the registry misbehaves', () => {
     )
   })
 
-  it('retries 503s with backoff and then succeeds', async () => {
+  it('retries 503s with backoff, saying so, and then succeeds', async () => {
     const plain = clientFor([registry.host])
     const pushed = await pushArtifact(plain, repo(registry.host, 'flaky/repo'), 'v1')
     const f = await front({ mode: 'none', failFirst: 2 })
-    const client = clientFor([f.host])
+    const logged: string[] = []
+    const client = clientFor([f.host], {
+      retry: { baseDelayMs: 5, maxDelayMs: 20, log: (line) => logged.push(line) },
+    })
     expect((await client.resolve(parseReference(`${f.host}/flaky/repo:v1`))).digest).toBe(
       sha256Digest(pushed.bytes),
     )
     expect(f.stats.proxied).toBe(3)
+    expect(logged).toEqual(
+      [1, 2].map(
+        (n) =>
+          `registry ${f.host}: GET /v2/flaky/repo/manifests/v1: HTTP 503; retry ${n} of 3 in 0.0 s`,
+      ),
+    )
   })
 
   it('gives up after the configured attempts, naming registry, path and status', async () => {

@@ -8,6 +8,8 @@ export interface RetryPolicy {
   attempts: number
   baseDelayMs: number
   maxDelayMs: number
+  /** Told of each retry: what is retried and why (the run's log). */
+  log?: (line: string) => void
 }
 
 export const defaultRetryPolicy: RetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 3_000 }
@@ -90,13 +92,29 @@ export async function fetchWithRetry(
           `${networkErrorText(err)} (after ${attempt} attempt${attempt === 1 ? '' : 's'})`,
         )
       }
-      await delay(backoffDelay(attempt, policy))
+      const wait = backoffDelay(attempt, policy)
+      retrying(policy, context, networkErrorText(err), attempt, wait)
+      await delay(wait)
       continue
     }
     if (!retryableStatus.has(response.status) || attempt >= policy.attempts) return response
     await response.body?.cancel()
-    await delay(backoffDelay(attempt, policy, response.headers.get('retry-after')))
+    const wait = backoffDelay(attempt, policy, response.headers.get('retry-after'))
+    retrying(policy, context, `HTTP ${response.status}`, attempt, wait)
+    await delay(wait)
   }
+}
+
+function retrying(
+  policy: RetryPolicy,
+  context: RequestContext,
+  why: string,
+  attempt: number,
+  waitMs: number,
+): void {
+  policy.log?.(
+    `registry ${context.registry}: ${context.method} ${context.path}: ${why}; retry ${attempt} of ${policy.attempts - 1} in ${(waitMs / 1000).toFixed(1)} s`,
+  )
 }
 
 /** Reads a body, refusing more than `limit` bytes (manifests, error bodies, tokens). */

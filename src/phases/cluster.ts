@@ -10,7 +10,7 @@ import * as core from '@actions/core'
 import { AuthorizationV1Api, VersionApi, type KubeConfig } from '@kubernetes/client-node'
 import { errorMessage, UserError } from '../errors.js'
 import { applyObject } from '../kube/apply.js'
-import { apiMessage, connect, statusOf, type Kube } from '../kube/client.js'
+import { apiMessage, connect, makeApi, statusOf, type Kube } from '../kube/client.js'
 import type { ClusterPlan, Plan } from '../plan.js'
 import { maskSecret } from '../secrets.js'
 import { Docker, PORT_TAKEN, REGISTRY_IMAGE, type ContainerInfo } from '../tools/docker.js'
@@ -391,7 +391,7 @@ export async function probeRegistry(url: string, deadline: number): Promise<void
 
 /** GET /version, given REQUEST_TIMEOUT_MS to answer. */
 async function getServerVersion(kube: Kube): Promise<string> {
-  const api = kube.config.makeApiClient(VersionApi)
+  const api = makeApi(kube.config, VersionApi)
   const info = await withTimeout(api.getCode(), REQUEST_TIMEOUT_MS)
   return info.gitVersion
 }
@@ -415,7 +415,7 @@ async function waitForApi(kube: Kube, deadline: number): Promise<string> {
  * CRDs, which installing Tekton needs.
  */
 async function checkAccess(kube: Kube, where: string): Promise<boolean> {
-  const api = kube.config.makeApiClient(AuthorizationV1Api)
+  const api = makeApi(kube.config, AuthorizationV1Api)
   try {
     const review = await withTimeout(
       api.createSelfSubjectAccessReview({

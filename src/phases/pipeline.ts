@@ -165,6 +165,7 @@ export async function runPipeline(
           },
         } as KubeObject),
       deadline,
+      `creating a PipelineRun in ${namespace}`,
     )
   } catch (err) {
     throw new UserError(`creating the PipelineRun failed: ${apiMessage(err)}`)

@@ -140,7 +140,11 @@ export async function checkRegistriesFromPod(
   const deadline = Math.min(deps.deadline, Date.now() + CHECK_TIMEOUT_MS)
   let created: PodObject
   try {
-    created = await withRetry(() => kube.objects.create(registryCheckPod(inputs)), deadline)
+    created = await withRetry(
+      () => kube.objects.create(registryCheckPod(inputs)),
+      deadline,
+      'creating the registry check pod',
+    )
   } catch (err) {
     throw new UserError(`creating the registry check pod failed: ${apiMessage(err)}`)
   }

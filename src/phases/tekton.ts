@@ -362,6 +362,7 @@ async function replaceSigningSecret(
           setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
         ),
       deadline,
+      `replacing the data of Secret ${CHAINS_NAMESPACE}/${SIGNING_SECRET}`,
     )
     return true
   } catch (err) {
@@ -578,6 +579,7 @@ async function waitUntilAdmitted(kube: Kube, deadline: number): Promise<void> {
     await withRetry(
       () => kube.objects.create(ADMISSION_PROBE, undefined, 'All', FIELD_MANAGER),
       deadline,
+      'asking Tekton to admit a Task (dry run)',
     )
   } catch (err) {
     throw new UserError(

@@ -134,6 +134,8 @@ export async function startChainsStandIn(
       withRetry(
         () => watchAll<Run>(kube, TEKTON, kind, onChange(kind), watchError(kind)),
         Date.now() + 30_000,
+        `watching ${kind}s`,
+        () => undefined,
       ),
     ),
   )

@@ -170,7 +170,12 @@ describe('deployment stand-in, without kube-controller-manager', () => {
     // The served versions answer: v1 for Tasks, v1beta1 too (as in the release). Just after
     // a CRD is Established its storage may still answer 429 "(re)initializing": retried.
     for (const apiVersion of ['tekton.dev/v1', 'tekton.dev/v1beta1']) {
-      const tasks = await withRetry(() => kube.objects.list(apiVersion, 'Task', 'default'), soon())
+      const tasks = await withRetry(
+        () => kube.objects.list(apiVersion, 'Task', 'default'),
+        soon(),
+        'listing Tasks',
+        () => undefined,
+      )
       expect(tasks.items).toEqual([])
     }
 

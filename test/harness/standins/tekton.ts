@@ -117,6 +117,8 @@ export async function startTektonStandIn(
         running.add(work)
       }),
     Date.now() + 30_000,
+    'watching PipelineRuns',
+    () => undefined,
   )
   return {
     async stop() {
