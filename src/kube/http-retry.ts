@@ -9,9 +9,9 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import * as core from '@actions/core'
+import type { ResponseContext } from '@kubernetes/client-node'
 import {
   IsomorphicFetchHttpLibrary,
-  ResponseContext,
   wrapHttpLibrary,
   type HttpLibrary,
   type RequestContext,
