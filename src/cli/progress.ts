@@ -1,6 +1,6 @@
 /** Keeps `oml-chains run`'s stdout for its JSON result. */
 /**
- * @actions/core (info, group, warning) and @actions/exec (the output of kind
+ * @actions/core (info, group, warning) and the command runner (the output of kind
  * and docker) write to process.stdout, and the flow and its phases log through
  * them. This command's stdout carries only the JSON result, so while the flow
  * runs every write to stdout goes to stderr instead; outside GitHub Actions,

@@ -5,7 +5,8 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { recorder } from '../../test/harness/commands.js'
 import { repoRoot } from '../../test/harness/tools.js'
-import type { Command } from '../tools/exec.js'
+import { recordFault } from '../../test/harness/faults/record.js'
+import { commandRunner, type Command } from '../tools/exec.js'
 import { verifyModel, type VerifyInputs } from './verify.js'
 
 // ec cannot be built here (see test/fixtures/ec/README.md): these check what
@@ -95,5 +96,60 @@ describe('verifyModel', () => {
     }
     expect(policy.sources[0]!.ruleData).toEqual({ team: 'ml', allowed_dataset_prefixes: [] })
     expect(await readFile(mine, 'utf8')).not.toContain('allowed_dataset_prefixes')
+  })
+})
+
+// A broken ec, played by the ec stand-in's fault modes (test/harness/standins/ec.mjs),
+// run as a process by the action's own runner: each ends in verdict error, in time.
+describe('verifyModel with an ec that breaks', () => {
+  const standIn = path.join(repoRoot, 'test/harness/standins/ec.mjs')
+  const runWith = (fault: string) =>
+    commandRunner({
+      env: {
+        ...(process.env as Record<string, string>),
+        EC_STAND_IN_REPORT: path.join(repoRoot, 'test/fixtures/ec/happy-day.json'),
+        EC_STAND_IN_FAULT: fault,
+      },
+    })
+
+  it.each([
+    {
+      fault: 'crash',
+      error:
+        /^ec wrote no report \(exit 2\): ec stand-in: crashing before any report, as EC_STAND_IN_FAULT=crash asks$/,
+    },
+    {
+      fault: 'truncate',
+      error:
+        /^ec's report .*ec-report\.json is not JSON: .* \(exit 0\): ec stand-in: replaying happy-day\.json/,
+    },
+  ])('ec that does $fault: verdict error, saying what ec did', async ({ fault, error }) => {
+    const result = await verifyModel(inputs, {
+      ec: standIn,
+      workDir: work,
+      deadline: Date.now() + 60_000,
+      run: runWith(fault),
+    })
+    expect(result.verdict).toBe('error')
+    expect(result.verdict === 'error' && result.error).toMatch(error)
+    recordFault(`ec: ${fault === 'crash' ? 'crashes' : 'writes a truncated report'}`, 'reported')
+  })
+
+  it('ec that hangs past its deadline: stopped at the run deadline, verdict error', async () => {
+    const started = Date.now()
+    const result = await verifyModel(inputs, {
+      ec: standIn,
+      workDir: work,
+      deadline: started + 3_000,
+      run: runWith('hang'),
+    })
+    const took = Date.now() - started
+    expect(result.verdict).toBe('error')
+    expect(result.verdict === 'error' && result.error).toMatch(
+      /^ec did not finish by the run's deadline \(3 s after it started, its own --timeout 3 s\) and was stopped \(exit 143\): ec stand-in: hanging until stopped/,
+    )
+    expect(took).toBeGreaterThanOrEqual(2_500)
+    expect(took).toBeLessThan(8_000)
+    recordFault('ec: hangs past its deadline', 'reported')
   })
 })

@@ -1,9 +1,12 @@
 /**
- * Running the external programs the action drives (kind, docker, sudo) over
- * one injectable runner: the action runs them with `@actions/exec`, tests
- * record the argv or put stand-ins on PATH.
+ * Running the external programs the action drives (kind, docker, sudo, ec)
+ * over one injectable runner: tests record the argv or put stand-ins on PATH.
+ * The runner echoes each command line and its output to the log as
+ * @actions/exec does (`[command]...`), and stops a command that outlives
+ * its `timeoutMs`.
  */
-import { getExecOutput } from '@actions/exec'
+import { spawn } from 'node:child_process'
+import { constants } from 'node:os'
 import { UserError } from '../errors.js'
 
 /** One command to run. Secrets go in `input` (stdin), never in `args`. */
@@ -16,33 +19,73 @@ export interface Command {
   silent?: boolean
   /** Working directory (default the step's). */
   cwd?: string
+  /** Stopped after this long: SIGTERM, then SIGKILL if it is still there STOP_GRACE_MS later. */
+  timeoutMs?: number
 }
 
 export interface CommandResult {
   exitCode: number
   stdout: string
   stderr: string
+  /** Set when the command was stopped at its `timeoutMs`. */
+  timedOut?: boolean
 }
 
 /** Runs a command to its end; a non-zero exit is a result, not an error. */
 export type CommandRunner = (command: Command) => Promise<CommandResult>
 
-/** A runner over `@actions/exec`; `env` replaces the environment (tests put stand-ins on PATH). */
+/** How long a command stopped at its timeout has to exit before it is killed. */
+const STOP_GRACE_MS = 5_000
+
+/** A runner of real processes; `env` replaces the environment (tests put stand-ins on PATH). */
 export function commandRunner(options: { env?: Record<string, string> } = {}): CommandRunner {
-  return async ({ file, args, input, silent, cwd }) => {
-    try {
-      return await getExecOutput(file, args, {
-        ignoreReturnCode: true,
-        silent: silent ?? false,
-        input: input === undefined ? undefined : Buffer.from(input),
-        env: options.env,
-        cwd,
+  return ({ file, args, input, silent, cwd, timeoutMs }) =>
+    new Promise((resolve, reject) => {
+      if (!silent) process.stdout.write(`[command]${[file, ...args].join(' ')}\n`)
+      const child = spawn(file, args, { cwd, env: options.env ?? process.env })
+      const stdout: Buffer[] = []
+      const stderr: Buffer[] = []
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout.push(chunk)
+        if (!silent) process.stdout.write(chunk)
       })
-    } catch (err) {
-      // @actions/exec throws only when the program cannot be started at all.
-      throw new UserError(`${file} cannot be run: ${(err as Error).message}`)
-    }
-  }
+      // Both streams go to the step's log, in the order they come (as @actions/exec does).
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr.push(chunk)
+        if (!silent) process.stdout.write(chunk)
+      })
+      // A program that exits without reading all of its input is not an error here.
+      child.stdin.on('error', () => undefined)
+      child.stdin.end(input)
+
+      let timedOut = false
+      let kill: NodeJS.Timeout | undefined
+      const stop =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true
+              child.kill('SIGTERM')
+              kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
+            }, timeoutMs)
+      child.on('error', (err) => {
+        clearTimeout(stop)
+        clearTimeout(kill)
+        reject(new UserError(`${file} cannot be run: ${err.message}`))
+      })
+      child.on('close', (code, signal) => {
+        clearTimeout(stop)
+        clearTimeout(kill)
+        const result: CommandResult = {
+          // As a shell reports it: 128 + the signal's number for a killed program.
+          exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0),
+          stdout: Buffer.concat(stdout).toString('utf8'),
+          stderr: Buffer.concat(stderr).toString('utf8'),
+        }
+        if (timedOut) result.timedOut = true
+        resolve(result)
+      })
+    })
 }
 
 export const execRunner: CommandRunner = commandRunner()

@@ -115,23 +115,43 @@ export async function validateImage(options: ValidateImageOptions): Promise<EcVa
       path.dirname(reportPath),
     )
   }
+  // ec stops itself at its --timeout, a little before the run's deadline;
+  // one that hangs past it is stopped at the deadline.
+  const ownTimeoutMs =
+    options.timeoutMs === undefined
+      ? undefined
+      : Math.max(1_000, options.timeoutMs - Math.min(EC_STOP_MARGIN_MS, options.timeoutMs / 4))
   const args = ecValidateArgs({
     image: options.image,
     publicKey: path.resolve(options.publicKey),
     policy: policyPath,
     reportPath,
-    timeoutMs: options.timeoutMs,
+    timeoutMs: ownTimeoutMs,
   })
   const run = options.run ?? execRunner
 
+  const stopAt = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs
   let attempts = 0
   for (;;) {
     attempts++
     // A report left from an earlier run must never stand in for this one's.
     await rm(reportPath, { force: true })
-    const result = await run({ file: options.ec, args, cwd: options.cwd })
+    const result = await run({
+      file: options.ec,
+      args,
+      cwd: options.cwd,
+      timeoutMs: stopAt === undefined ? undefined : Math.max(0, stopAt - Date.now()),
+    })
     const { exitCode, stderr } = result
-    const outcome = await outcomeOf(result, reportPath)
+    const outcome: EcOutcome = result.timedOut
+      ? {
+          verdict: 'error',
+          error: ecError(
+            `ec did not finish by the run's deadline (${Math.round((options.timeoutMs ?? 0) / 1000)} s after it started, its own --timeout ${Math.ceil((ownTimeoutMs ?? 0) / 1000)} s) and was stopped`,
+            result,
+          ),
+        }
+      : await outcomeOf(result, reportPath)
     const validation: EcValidation = {
       ...outcome,
       reportPath,
@@ -144,11 +164,14 @@ export async function validateImage(options: ValidateImageOptions): Promise<EcVa
       validation.verdict === 'error'
         ? transientError(stderr)
         : transientViolation(validation.summary)
-    if (!reason || attempts > 1) return validation
+    if (!reason || attempts > 1 || result.timedOut) return validation
     core.warning(`ec met a registry or network error (${reason}); running it again`)
     await sleep(options.retryDelayMs ?? 10_000)
   }
 }
+
+/** How long before the run's deadline ec is asked to stop itself. */
+const EC_STOP_MARGIN_MS = 10_000
 
 async function outcomeOf(result: CommandResult, reportPath: string): Promise<EcOutcome> {
   let text: string

@@ -23,6 +23,8 @@
  * - exits with ec's code for that report: 1 (and an `Error:` line) when the
  *   report failed and --strict is true (ec's default), else 0.
  *
+ * With $EC_STAND_IN_FAULT set it plays a broken ec instead (playFault).
+ *
  * What it does not do: it judges nothing. It does not fetch the image, check
  * a signature or an attestation, read or evaluate the policy, or use the rule
  * data: the verdict is the replayed report's, and that report names the image
@@ -207,6 +209,29 @@ function replayedReport() {
   return { file, text, success: JSON.parse(text).success === true }
 }
 
+/**
+ * The faults of a broken ec, for the verdict gate's fault tests only, named
+ * by $EC_STAND_IN_FAULT: `crash` (exits 2 before writing a report), `hang`
+ * (never ends, until it is stopped), `truncate` (writes half the report).
+ * None of them imitates how real ec fails; each says it is the stand-in.
+ */
+function playFault(fault) {
+  if (fault === undefined || fault === '') return undefined
+  if (fault === 'crash') {
+    process.stderr.write(
+      'ec stand-in: crashing before any report, as EC_STAND_IN_FAULT=crash asks\n',
+    )
+    process.exit(2)
+  }
+  if (fault === 'hang') {
+    process.stderr.write('ec stand-in: hanging until stopped, as EC_STAND_IN_FAULT=hang asks\n')
+    setInterval(() => undefined, 60_000)
+    return fault
+  }
+  if (fault === 'truncate') return fault
+  refuse(`EC_STAND_IN_FAULT=${fault} is not a fault the stand-in plays (crash, hang, truncate)`)
+}
+
 function main() {
   const [group, command, ...rest] = process.argv.slice(2)
   if (group !== 'validate' || command !== 'image') {
@@ -237,13 +262,18 @@ function main() {
   if (targets.length === 0) refuse('no --output json=...: only the JSON report is played')
 
   const report = replayedReport()
+  const fault = playFault(process.env.EC_STAND_IN_FAULT)
+  if (fault === 'hang') return
   process.stderr.write(
     `ec stand-in: replaying ${path.basename(report.file)}, a report real ec printed; nothing was validated\n`,
   )
+  // Cut short: the first half of the report's bytes, then a clean exit.
+  const text = fault === 'truncate' ? report.text.slice(0, report.text.length / 2) : report.text
   for (const file of targets) {
-    if (file === '') process.stdout.write(report.text)
-    else writeFileSync(file, report.text)
+    if (file === '') process.stdout.write(text)
+    else writeFileSync(file, text)
   }
+  if (fault === 'truncate') return
   if (values.strict !== false && !report.success) fail('the policy is not met (--strict)')
 }
 
