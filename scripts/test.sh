@@ -16,9 +16,11 @@ NODE_SUITES=(test/node test/harness/node.test.ts)
 
 results=$(mktemp -d)
 # Each secret search the tests run is counted here (test/harness/secret-scan.ts).
-export OML_SECRET_SCAN_DIR
+export OML_SECRET_SCAN_DIR OML_FAULT_CASES_DIR
 OML_SECRET_SCAN_DIR=$(mktemp -d)
-trap 'rm -rf "$results" "$OML_SECRET_SCAN_DIR"' EXIT
+# And each fault case, with how the run came out of it (test/harness/faults/record.ts).
+OML_FAULT_CASES_DIR=$(mktemp -d)
+trap 'rm -rf "$results" "$OML_SECRET_SCAN_DIR" "$OML_FAULT_CASES_DIR"' EXIT
 status=0
 # vitest NAME ARGS...: one vitest run, its JSON report as $results/NAME.json.
 vitest() {
@@ -60,5 +62,16 @@ node -e '
     }
   }
   if (runs) console.log(`secret search: ${artefacts} artefacts of ${runs} runs searched for their secrets in every encoding, hits: ${hits}`)
-' "$results" "$OML_SECRET_SCAN_DIR" || true
+  const faults = new Map()
+  for (const file of fs.readdirSync(process.argv[3])) {
+    for (const line of fs.readFileSync(path.join(process.argv[3], file), "utf8").split("\n")) {
+      if (line) faults.set(JSON.parse(line).fault, JSON.parse(line).outcome)
+    }
+  }
+  if (faults.size) {
+    const count = (outcome) => [...faults.values()].filter((o) => o === outcome).length
+    const names = [...faults.keys()].sort().map((f) => `${f} (${faults.get(f)})`)
+    console.log(`fault cases: ${faults.size} tried, ${count("survived")} survived, ${count("reported")} reported: ${names.join("; ")}`)
+  }
+' "$results" "$OML_SECRET_SCAN_DIR" "$OML_FAULT_CASES_DIR" || true
 exit "$status"

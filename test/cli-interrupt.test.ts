@@ -19,6 +19,7 @@ import { startInternetStandIn, type InternetStandIn } from './harness/internet.j
 import { kindWithStandInNode, type KindWithStandInNode } from './harness/kind-node.js'
 import { expectNoSecrets, filesUnder, watchCommandLines } from './harness/secret-scan.js'
 import { repoRoot } from './harness/tools.js'
+import { recordFault } from './harness/faults/record.js'
 
 const cliBundle = path.join(repoRoot, 'dist', 'cli', 'index.js')
 /** The dataset is looked up in the cluster's registry: never reached here. */
@@ -218,6 +219,7 @@ describe('oml-chains run, stopped while kind creates the cluster', () => {
     })
     expect(run.stderr()).not.toMatch(/\n\s+at /)
     await expectNothingLeft(cluster, tag)
+    recordFault('interrupted: Ctrl-C during kind create', 'reported')
   }, 180_000)
 
   it('kill (SIGTERM to the command alone): stops its kind and docker too, removes what it made, exits 143', async () => {
@@ -235,6 +237,7 @@ describe('oml-chains run, stopped while kind creates the cluster', () => {
     expect(run.stderr()).toContain(`removed kind cluster ${cluster}; trainer image ${tag}`)
     expect(result(run).error).toBe('interrupted by SIGTERM')
     await expectNothingLeft(cluster, tag)
+    recordFault('interrupted: SIGTERM during kind create', 'reported')
   }, 180_000)
 
   it('a second signal exits at once, naming what is left and how to remove it', async () => {
@@ -253,6 +256,7 @@ describe('oml-chains run, stopped while kind creates the cluster', () => {
       `oml-chains run: SIGINT again: exiting now, the cleanup unfinished; left behind: kind cluster ${cluster} (kind delete cluster --name ${cluster}); trainer image ${tag} (docker rmi ${tag})`,
     )
     expect(run.stderr()).not.toContain('interrupted by SIGINT')
+    recordFault('interrupted: a second signal', 'reported')
   }, 180_000)
 
   it('--keep-cluster: the stopped run keeps the cluster and says how to reach it', async () => {
@@ -304,5 +308,6 @@ describe('the action, its main step killed while kind creates the cluster', () =
     expect(post.code, post.stdout + post.stderr).toBe(0)
     expect(post.stdout).toContain(`removed kind cluster ${cluster}; trainer image ${tag}`)
     await expectNothingLeft(cluster, tag)
+    recordFault('main step killed, post step cleans up', 'reported')
   }, 180_000)
 })

@@ -37,6 +37,7 @@ import {
   chainsConfig,
   signingSecretData,
 } from './tekton.js'
+import { recordFault } from '../../test/harness/faults/record.js'
 
 // The phase against the real API server, registry and cosign: the Tekton
 // stand-in trains for real, the Chains stand-in signs and attests with real
@@ -267,6 +268,7 @@ describe('waitForChains', () => {
     } finally {
       await applyManifests(kube, await chainsSettings(), Date.now() + 30_000)
     }
+    recordFault('Chains: no signer (signed=true, nothing pushed)', 'reported')
   }, 120_000)
 
   it('names the Chains bug when Chains marks signed without a signer (mode signed-without-signing)', async () => {
@@ -275,6 +277,7 @@ describe('waitForChains', () => {
     await expect(waitForChains(inputs, deps(60))).rejects.toThrow(
       /has no \.sig \(signature\) and no \.att \(attestations\) .*could not load a signer/s,
     )
+    recordFault('Chains: marks signed without signing', 'reported')
   }, 120_000)
 
   it('says so when no PipelineRun attestation names the model', async () => {
@@ -325,6 +328,7 @@ describe('waitForChains', () => {
       .map((e) => `${e.ts} ${e.level} ${e.msg}${e.error ? `: ${e.error}` : ''}`)
     expect(shown.length).toBeGreaterThan(0)
     for (const line of shown) expect(aboutThisRun).toContain(line)
+    recordFault('Chains: signed=failed', 'reported')
   }, 120_000)
 
   it('times out naming the runs Chains has not signed', async () => {
@@ -342,5 +346,6 @@ describe('waitForChains', () => {
       ),
     )
     expect(Date.now() - started).toBeLessThan(15_000)
+    recordFault('Chains: never signs (Chains phase times out)', 'reported')
   }, 120_000)
 })

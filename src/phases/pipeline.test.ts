@@ -17,6 +17,7 @@ import { connect, type Kube } from '../kube/client.js'
 import { parseManifests } from '../kube/objects.js'
 import { parseReference, type Reference } from '../oci/reference.js'
 import { loadPipeline, runPipeline, type LogOutput, type PipelineInputs } from './pipeline.js'
+import { recordFault } from '../../test/harness/faults/record.js'
 
 // Only what the real node cannot be made to show on demand: the kubelet
 // dropping a log stream midway (the stand-in kubelet's disconnect()). So this
@@ -102,6 +103,7 @@ describe('runPipeline when the kubelet drops a log stream', () => {
     // The follower was really cut off and came back (a second log request).
     expect(dropped).toBe(1)
     expect(kubelet.requests(NAMESPACE, pod, 'step-train')).toBeGreaterThanOrEqual(2)
+    recordFault("a step's log stream dropped", 'survived')
   }, 180_000)
 })
 

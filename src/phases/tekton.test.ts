@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestCluster, type TestCluster } from '../../test/harness/cluster.js'
 import { startReleaseHost, type ReleaseHost } from '../../test/harness/release-host.js'
 import { useRunnerDirs, type RunnerDirs } from '../../test/harness/runner-dirs.js'
@@ -21,6 +21,7 @@ import {
   SIGNING_SECRET,
   waitUntilAvailable,
 } from './tekton.js'
+import { recordFault } from '../../test/harness/faults/record.js'
 
 // What real Tekton cannot be made to do on demand, on the stand-ins: a
 // webhook that refuses admission after its Deployment is Available, and a
@@ -128,6 +129,31 @@ describe('installTekton when the webhook refuses Tasks after it reports Ready', 
     } finally {
       cluster.webhook.deny(undefined)
     }
+    recordFault('Tekton webhook: refuses admission', 'reported')
+  })
+
+  it('waits out a webhook that is unavailable for a while after Ready, saying each time what it retries and why', async () => {
+    const { kube, cluster } = at
+    const logged: string[] = []
+    const log = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      logged.push(String(chunk))
+      return true
+    })
+    cluster.webhook.unavailable(true)
+    const lifted = setTimeout(() => cluster.webhook.unavailable(false), 1_500)
+    try {
+      await installTekton(plan, installedKey, { kube, deadline: Date.now() + 30_000, fetchRelease })
+    } finally {
+      clearTimeout(lifted)
+      cluster.webhook.unavailable(false)
+      log.mockRestore()
+    }
+    const retries = logged.filter((l) => l.startsWith('asking Tekton to admit a Task (dry run): '))
+    expect(retries.length).toBeGreaterThan(0)
+    expect(retries[0]).toMatch(
+      /^asking Tekton to admit a Task \(dry run\): HTTP 500: Internal error occurred: failed calling webhook .*; retrying in [\d.]+ s\n$/,
+    )
+    recordFault('Tekton webhook: unavailable for a while after Ready', 'survived')
   })
 })
 
@@ -235,6 +261,7 @@ describe('waitUntilAvailable', () => {
     expect((err as Error).message).toMatch(
       /^timed out after .* waiting for Deployment default\/stuck to be Available; last seen: Available=False.*pod stuck-[a-z0-9-]+ Pending \(ImagePullBackOff: Back-off pulling image "busybox"\)/,
     )
+    recordFault('Tekton: a Deployment never ready (install times out)', 'reported')
   })
 })
 

@@ -9,6 +9,9 @@ import { RegistryClient } from '../../src/oci/client.js'
 import { parseReference } from '../../src/oci/reference.js'
 import { ecVersion } from '../../src/versions.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
+import { bursts, startApiProxy } from '../harness/faults/api-proxy.js'
+import { recordFault } from '../harness/faults/record.js'
+import { startAuthFront } from '../harness/token-server.js'
 import {
   clusterObjects,
   encodingsOf,
@@ -446,5 +449,96 @@ describe('the action, end to end on an existing cluster: runs that end in error'
       ),
     ])
     expect(step.outputs.verdict).toBe('error')
+  })
+})
+
+describe('the action, end to end, through an API server that throttles, fails and cuts watches', () => {
+  it('survives: retries each refused request, saying what and why, watches again, and reaches its verdict', async () => {
+    // Two of every sixteen requests refused (429, then 503 the next time), every watch cut after its first event.
+    const proxy = await startApiProxy(cluster.kube, {
+      failing: bursts(14, 2),
+      cutWatchesAfterMs: 0,
+    })
+    try {
+      const step = await runOnCluster(
+        { dataset: datasetRef, kubeconfig: proxy.kubeconfigPath },
+        'happy-day.json',
+      )
+      expect(step.code, step.stdout).toBe(0)
+      expect(step.outputs.verdict).toBe('pass')
+      expect(proxy.stats.throttled).toBeGreaterThan(0)
+      expect(proxy.stats.unavailable).toBeGreaterThan(0)
+      expect(proxy.stats.watchesCut).toBeGreaterThan(0)
+      // Each retry says what it retries and why.
+      expect(step.stdout).toMatch(
+        /^Kubernetes API [A-Z]+ \/\S+: HTTP 429: too many requests, please try again later; retry 1 of 4 in 1\.0 s$/m,
+      )
+      expect(step.stdout).toMatch(
+        /^Kubernetes API [A-Z]+ \/\S+: HTTP 503: the server is currently unable to handle the request; retry 1 of 4 in 0\.3 s$/m,
+      )
+      recordFault('API server: 429 and 503 in bursts, watches cut', 'survived')
+    } finally {
+      await proxy.stop()
+    }
+  })
+})
+
+describe('the action, end to end, with a registry that fails', () => {
+  it('survives a burst of 503s: each request retried, saying so', async () => {
+    const front = await startAuthFront({ upstream: registry.host, mode: 'none', failFirst: 2 })
+    try {
+      const dataset = datasetRef.replace(registry.host, front.host)
+      const step = await runOnCluster(
+        {
+          dataset,
+          image: `${front.host}/models/through-front`,
+          'allowed-dataset-prefixes': `${front.host}/datasets/`,
+        },
+        'happy-day.json',
+      )
+      expect(step.code, step.stdout).toBe(0)
+      expect(step.outputs['dataset-digest']).toBe(datasetDigest)
+      expect(step.stdout).toMatch(
+        new RegExp(
+          `^registry ${front.host.replace(/\./g, '\\.')}: (GET|HEAD) /v2/datasets/\\S+: HTTP 503; retry 1 of 3 in [\\d.]+ s$`,
+          'm',
+        ),
+      )
+      recordFault('registry: a burst of 503s', 'survived')
+    } finally {
+      await front.stop()
+    }
+  })
+
+  it('reports a registry that refuses its credentials (401), naming the registry and the inputs to check', async () => {
+    const front = await startAuthFront({
+      upstream: registry.host,
+      mode: 'basic',
+      users: { bot: 'the-right-registry-password' },
+    })
+    try {
+      const step = await runOnCluster(
+        {
+          dataset: datasetRef.replace(registry.host, front.host),
+          image: `${front.host}/models/refused`,
+          'registry-username': 'bot',
+          'registry-password': 'a-wrong-registry-password',
+        },
+        'happy-day.json',
+      )
+      expect(step.code).toBe(1)
+      expect(step.outputs.verdict).toBe('error')
+      const errors = errorLines(step.stdout)
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatch(
+        new RegExp(
+          `registry ${front.host.replace(/\./g, '\\.')} rejected the credentials of user 'bot' for /v2/datasets/\\S+ \\(HTTP 401\\): check registry-username and registry-password, or the docker config's auths for it$`,
+        ),
+      )
+      noStack(step.stdout + step.stderr)
+      recordFault('registry: credentials refused (401)', 'reported')
+    } finally {
+      await front.stop()
+    }
   })
 })

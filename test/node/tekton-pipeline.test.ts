@@ -43,6 +43,7 @@ import {
 } from '../harness/releases/tekton-pipeline.js'
 import { useRunnerDirs, type RunnerDirs } from '../harness/runner-dirs.js'
 import { publishDataset } from '../harness/trainer.js'
+import { recordFault } from '../harness/faults/record.js'
 
 const PIPELINES_VERSION = 'v1.15.0'
 const target = { namespace: 'oml-chains', serviceAccount: 'oml-chains-pipeline' }
@@ -360,6 +361,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     await expect(run).rejects.toThrow(
       /error: registry\.local:5000\/datasets\/iris:none: no such manifest in the registry \(404\)/,
     )
+    recordFault('trainer crashes (real node)', 'reported')
   })
 
   const absentTrainer = () =>
@@ -380,6 +382,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     await expect(run).rejects.toThrow(
       /\nfailing task: train, step: train \(TaskRunImagePullFailed: .*ErrImagePull: .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}: not found/,
     )
+    recordFault('image cannot be pulled (real node)', 'reported')
   })
 
   it('names the image pull when the run times out before Tekton gives up on it', async () => {
@@ -396,6 +399,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     await expect(run).rejects.toThrow(
       /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
     )
+    recordFault('image cannot be pulled, timeout first (real node)', 'reported')
   })
 
   it('cancels a run that does not finish by the deadline, and says what it saw last', async () => {
@@ -421,6 +425,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
       (r.spec as { params?: { value: string }[] }).params?.some((p) => p.value.endsWith(':late')),
     )
     expect(late?.spec.status).toBe('Cancelled')
+    recordFault('timeout in the pipeline phase (real node)', 'reported')
   })
 
   describe('what a user pipeline reports, and who may run one', () => {

@@ -1,8 +1,9 @@
 /**
  * Stand-in for the Tekton Pipelines admission webhook (the
  * `tekton-pipelines-webhook` pod). The real webhook runs on the real node
- * (test/node/); this stays for the Tekton phase's fault test, a webhook that
- * refuses admission for a while after it reports Ready. A real HTTPS
+ * (test/node/); this stays for the Tekton phase's fault tests, a webhook that
+ * refuses admission after it reports Ready, or stops answering for a while
+ * (its pod restarting): faults the real one shows only by chance. A real HTTPS
  * admission server on 127.0.0.1 answers AdmissionReview v1 requests the
  * API server sends it.
  *
@@ -76,6 +77,12 @@ export interface WebhookStandIn {
    * webhook only fills in defaults.
    */
   deny(message: string | undefined): void
+  /**
+   * While true, answer every review with HTTP 503, as a webhook whose pod
+   * restarts behind its Service: the API server fails the request with
+   * "failed calling webhook", which a client may try again.
+   */
+  unavailable(on: boolean): void
   /** How many AdmissionReviews it answered with allowed: true. */
   admitted(): number
   /** Every review answered, oldest first. */
@@ -118,6 +125,7 @@ export async function startWebhookStandIn(
   const caBundle = Buffer.from(ca.caPem).toString('base64')
 
   let denial: string | undefined
+  let down = false
   const records: AdmissionRecord[] = []
   const server = await serve(ca, (path, review) => {
     const [, flavour, configuration] = path.split('/')
@@ -125,6 +133,7 @@ export async function startWebhookStandIn(
     if (!request || (flavour !== 'validating' && flavour !== 'mutating') || !configuration) {
       return undefined
     }
+    if (down) return 'unavailable'
     const denied = flavour === 'validating' ? denial : undefined
     const { group, version, resource } = request.resource
     records.push({
@@ -192,6 +201,9 @@ export async function startWebhookStandIn(
     deny(message) {
       denial = message
     },
+    unavailable(on) {
+      down = on
+    },
     admitted: () => records.filter((r) => r.allowed).length,
     reviews: () => records,
     async stop() {
@@ -214,7 +226,7 @@ export async function startWebhookStandIn(
  */
 async function serve(
   ca: TestCA,
-  answer: (path: string, review: AdmissionReview) => object | undefined,
+  answer: (path: string, review: AdmissionReview) => object | 'unavailable' | undefined,
 ): Promise<Server> {
   const byName = new Map<string, Promise<SecureContext>>()
   const contextFor = (name: string) => {
@@ -240,13 +252,17 @@ async function serve(
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
-        let response: object | undefined
+        let response: object | 'unavailable' | undefined
         try {
           const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview
           if (req.method === 'POST')
             response = answer(new URL(req.url ?? '/', 'https://x').pathname, review)
         } catch {
           // not JSON: answered as a bad request below
+        }
+        if (response === 'unavailable') {
+          res.writeHead(503, { 'content-type': 'text/plain' }).end('webhook stand-in: not serving')
+          return
         }
         if (!response) {
           res
