@@ -277,6 +277,26 @@ describe('oml-chains run, stopped while kind creates the cluster', () => {
   }, 180_000)
 })
 
+describe('oml-chains run whose timeout comes while kind creates the cluster', () => {
+  it('stops kind at the deadline, says so, and removes what the run created', async () => {
+    const cluster = clusterName()
+    const { args, env } = runInputs(cluster)
+    const run = start([cliBundle, 'run', ...args, '--timeout', '12s'], env)
+    const tag = await untilHalfWay(run, cluster)
+    const ended = await run.ended
+
+    expect(ended.code, run.stderr()).toBe(1)
+    expect(result(run).error).toMatch(
+      new RegExp(
+        `^\`kind create cluster --name ${cluster}\` did not finish by the run's deadline \\(the timeout input\\) and was stopped; kind's last words: `,
+      ),
+    )
+    expect(run.stderr()).toContain(`removed kind cluster ${cluster}; trainer image ${tag}`)
+    await expectNothingLeft(cluster, tag)
+    recordFault('timeout in the cluster phase (kind create)', 'reported')
+  }, 180_000)
+})
+
 describe('the action, its main step killed while kind creates the cluster', () => {
   it('the post step removes the cluster and the trainer tag the main step had recorded', async () => {
     const cluster = clusterName()

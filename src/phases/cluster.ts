@@ -171,7 +171,7 @@ async function prepareKind(
     deps.log(`creating kind cluster ${name} with ${cluster.nodeImage} (config ${configPath})`)
     // Recorded first: a run cancelled during creation still leaves node containers behind.
     willCreate({ cluster: name, kindBinary })
-    await kind.createCluster(name, configPath)
+    await kind.createCluster(name, configPath, deps.deadline)
   }
   const kubeconfig = await kind.kubeconfig(name)
   const kube = connect(kubeconfig, `the kubeconfig of kind cluster ${name}`)

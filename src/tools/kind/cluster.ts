@@ -2,7 +2,8 @@
  * The kind commands a run uses, over the same injectable command runner as
  * the docker wrapper.
  */
-import { execRunner, runChecked, type CommandRunner } from '../exec.js'
+import { UserError } from '../../errors.js'
+import { CommandError, execRunner, runChecked, type CommandRunner } from '../exec.js'
 
 export class Kind {
   constructor(
@@ -26,13 +27,34 @@ export class Kind {
    * API itself, for the things it needs, with its own deadline and messages.
    * `--retain`: a failed creation leaves its node containers for the job's
    * diagnostics; the post step deletes them (the cluster is recorded first).
-   * Its progress stays in the log.
+   * Its progress stays in the log. Stopped at `deadline` (epoch ms) if it is
+   * still running then: a node that never boots would keep it waiting.
    */
-  async createCluster(name: string, configPath: string): Promise<void> {
-    await this.call(
-      ['create', 'cluster', '--name', name, '--config', configPath, '--wait', '0s', '--retain'],
-      false,
-    )
+  async createCluster(name: string, configPath: string, deadline?: number): Promise<void> {
+    const command = {
+      file: this.binary,
+      args: [
+        'create',
+        'cluster',
+        '--name',
+        name,
+        '--config',
+        configPath,
+        '--wait',
+        '0s',
+        '--retain',
+      ],
+      silent: false,
+      timeoutMs: deadline === undefined ? undefined : Math.max(0, deadline - Date.now()),
+    }
+    const result = await this.run(command)
+    if (result.timedOut) {
+      const last = result.stderr.trim().split('\n').pop()?.trim()
+      throw new UserError(
+        `\`kind create cluster --name ${name}\` did not finish by the run's deadline (the timeout input) and was stopped${last ? `; kind's last words: ${last}` : ''}`,
+      )
+    }
+    if (result.exitCode !== 0) throw new CommandError(command, result)
   }
 
   /** The cluster's kubeconfig (its API on 127.0.0.1). Holds a client key: never logged. */
