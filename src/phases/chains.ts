@@ -16,7 +16,7 @@ import {
   CHAINS_SIGNED,
   signedValue,
 } from '../kube/chains-annotations.js'
-import { apiMessage, type Kube } from '../kube/client.js'
+import { apiMessage, statusOf, type Kube } from '../kube/client.js'
 import type { KubeObject } from '../kube/objects.js'
 import { waitFor, WaitTimeoutError } from '../kube/wait.js'
 import type { RegistryClient } from '../oci/client.js'
@@ -250,9 +250,30 @@ async function waitUntilMarked(
   } catch (err) {
     if (!(err instanceof WaitTimeoutError)) throw err
     throw new UserError(
-      `${err.message}. Is the Tekton Chains controller running (Deployment ${CHAINS_NAMESPACE}/${CHAINS_CONTROLLER})?` +
+      `${err.message}. ${await controllerState(kube)}` +
         (await controllerLog(kube, [{ metadata: { name, namespace } }])),
     )
+  }
+}
+
+/** Whether the Chains controller runs, from its Deployment: the first thing to check when nothing is signed. */
+async function controllerState(kube: Kube): Promise<string> {
+  const where = `Deployment ${CHAINS_NAMESPACE}/${CHAINS_CONTROLLER}`
+  try {
+    const deployment = await kube.apps.readNamespacedDeployment({
+      name: CHAINS_CONTROLLER,
+      namespace: CHAINS_NAMESPACE,
+    })
+    const wanted = deployment.spec?.replicas ?? 1
+    const ready = deployment.status?.readyReplicas ?? 0
+    if (wanted === 0)
+      return `The Tekton Chains controller is scaled to zero (${where} has 0 replicas).`
+    if (ready === 0)
+      return `The Tekton Chains controller is not running: ${where} has 0 of ${wanted} replicas ready.`
+    return `The Tekton Chains controller runs (${where}: ${ready} of ${wanted} ready), yet has not signed them.`
+  } catch (err) {
+    if (statusOf(err) === 404) return `There is no ${where}: is Tekton Chains installed?`
+    return `Is the Tekton Chains controller running (${where})? It cannot be read: ${apiMessage(err)}.`
   }
 }
 

@@ -22,6 +22,7 @@ import { verifyImageAttachments } from '../../src/cosign/attached.js'
 import { parseDsseEnvelope } from '../../src/cosign/dsse.js'
 import { chainsKeyId } from '../../src/cosign/keyid.js'
 import { CHAINS_CONTROLLER_LABEL } from '../../src/kube/chains-annotations.js'
+import { waitFor } from '../../src/kube/wait.js'
 import { RegistryClient } from '../../src/oci/client.js'
 import { parseReference, type Reference } from '../../src/oci/reference.js'
 import type { Digest } from '../../src/oci/types.js'
@@ -31,11 +32,13 @@ import { runPipeline } from '../../src/phases/pipeline.js'
 import { prepareSigningKey, type SigningKey } from '../../src/phases/signing.js'
 import {
   CHAINS_CONFIG,
+  CHAINS_CONTROLLER,
   CHAINS_NAMESPACE,
   chainsConfig,
   installTekton,
   SIGNING_SECRET,
   type TektonResult,
+  waitUntilAvailable,
 } from '../../src/phases/tekton.js'
 import { fetchTektonRelease } from '../../src/tools/tekton/release.js'
 import { startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
@@ -46,6 +49,7 @@ import { RELEASES_PATH, serveTektonRelease } from '../harness/releases/serve.js'
 import { tektonChains } from '../harness/releases/tekton-chains.js'
 import { pushTektonPipelineRelease } from '../harness/releases/tekton-pipeline.js'
 import { useRunnerDirs, type RunnerDirs } from '../harness/runner-dirs.js'
+import { recordFault } from '../harness/faults/record.js'
 import { publishDataset } from '../harness/trainer.js'
 
 const target = { namespace: 'oml-chains', serviceAccount: 'oml-chains-pipeline' }
@@ -310,4 +314,50 @@ describe('real Tekton Chains installed by the action', () => {
     expect(Object.keys(data).sort()).toEqual(['cosign.key', 'cosign.password', 'cosign.pub'])
     expect(data['cosign.pub']).toBe(key.publicKeyPem)
   })
+
+  it('Chains scaled to zero: the Chains phase gives up at its deadline, saying the controller is scaled to zero', async () => {
+    const scale = (replicas: number) =>
+      cluster.client.apps.patchNamespacedDeployment(
+        { name: CHAINS_CONTROLLER, namespace: CHAINS_NAMESPACE, body: { spec: { replicas } } },
+        mergePatch,
+      )
+    await scale(0)
+    try {
+      // No controller pod is left to sign what is trained next.
+      await waitFor<{ metadata?: { name?: string; labels?: Record<string, string> } }>(
+        cluster.client,
+        { apiVersion: 'v1', kind: 'Pod', namespace: CHAINS_NAMESPACE },
+        (pods) => !pods.some((p) => p.metadata?.labels?.app === CHAINS_CONTROLLER_LABEL.app),
+        { deadline: Date.now() + 90_000, what: 'the Chains controller pod to be gone' },
+      )
+      const image = parseReference(`${cluster.registry.name}/models/unsigned:trained`)
+      const run = await runPipeline(
+        { image, dataset, trainerImage: trainer, params: {}, ...target },
+        { kube: cluster.client, deadline: Date.now() + 300_000, output: quiet },
+      )
+      const failure = waitForChains(
+        {
+          pipelineRun: run.pipelineRun,
+          image: { ...image, tag: undefined, digest: run.imageDigest as Digest },
+          publicKeyPem: first.key.publicKeyPem,
+          provenancePath: path.join(dirs.temp, 'unsigned.json'),
+        },
+        { kube: cluster.client, registry: client, deadline: Date.now() + 10_000 },
+      )
+      await expect(failure).rejects.toThrow(
+        new RegExp(
+          `^timed out after [\\d.]+s waiting for Tekton Chains to sign PipelineRun ${run.pipelineRun} and its TaskRuns; last seen: not signed: .*\\. The Tekton Chains controller is scaled to zero \\(Deployment tekton-chains/tekton-chains-controller has 0 replicas\\)\\.`,
+        ),
+      )
+      recordFault('Chains scaled to zero (real Chains)', 'reported')
+    } finally {
+      await scale(1)
+      await waitUntilAvailable(
+        cluster.client,
+        CHAINS_NAMESPACE,
+        CHAINS_CONTROLLER,
+        Date.now() + 120_000,
+      )
+    }
+  }, 600_000)
 })
