@@ -9,9 +9,10 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import * as core from '@actions/core'
-import type { ResponseContext } from '@kubernetes/client-node'
 import {
   IsomorphicFetchHttpLibrary,
+  ResponseContext,
+  SelfDecodingBody,
   wrapHttpLibrary,
   type HttpLibrary,
   type RequestContext,
@@ -22,6 +23,8 @@ const ATTEMPTS = 5
 const FIRST_PAUSE_MS = 250
 const MAX_PAUSE_MS = 5_000
 const RETRIED_5XX = new Set([500, 502, 503, 504])
+/** A 500 about the request itself (server-side apply of an object its schema refuses): the same again fails the same. */
+const REQUEST_ERROR = /failed to create typed patch object/
 
 export function retryingHttpLibrary(
   log: (line: string) => void = (line) => core.info(line),
@@ -35,7 +38,13 @@ export function retryingHttpLibrary(
         const status = response.httpStatusCode
         const retried = status === 429 || (RETRIED_5XX.has(status) && method !== 'POST')
         if (!retried || attempt >= ATTEMPTS) return response
-        const message = await statusMessage(response)
+        const text = await response.body.text()
+        const message = statusMessage(text)
+        if (REQUEST_ERROR.test(message)) {
+          // The body was read: the caller gets the same bytes.
+          const body = new SelfDecodingBody(Promise.resolve(Buffer.from(text)))
+          return new ResponseContext(status, response.headers, body)
+        }
         const pause = pauseBefore(attempt, response.headers['retry-after'])
         log(
           `Kubernetes API ${method} ${new URL(request.getUrl()).pathname}: HTTP ${status}${message ? `: ${message}` : ''}; retry ${attempt} of ${ATTEMPTS - 1} in ${(pause / 1000).toFixed(1)} s`,
@@ -55,9 +64,8 @@ function pauseBefore(attempt: number, retryAfter: string | undefined): number {
 }
 
 /** The message of the Status object the server answered with, if it is one. */
-async function statusMessage(response: ResponseContext): Promise<string> {
+function statusMessage(text: string): string {
   try {
-    const text = await response.body.text()
     const parsed = JSON.parse(text) as { message?: unknown }
     return typeof parsed.message === 'string' ? parsed.message.split('\n')[0]!.slice(0, 200) : ''
   } catch {

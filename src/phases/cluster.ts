@@ -231,7 +231,7 @@ async function prepareKind(
   // Pods are checked by the pipeline phase, which is the first to run one.
   const url = `http://${REGISTRY_HOST_PORT}/v2/`
   await deps.probeRegistry(url, Math.min(deps.deadline, Date.now() + REGISTRY_WAIT_MS))
-  await Promise.all(nodes.map((node) => checkFromNode(docker, node, url, deps.deadline)))
+  await Promise.all(nodes.map((node) => checkFromNode(docker, node, url, deps.deadline, deps.log)))
   deps.log(`registry ${REGISTRY_HOST_PORT} answers from the runner and from ${nodes.join(', ')}`)
   prepared.embeddedRegistry = { host: REGISTRY_HOST_PORT }
   return prepared
@@ -348,6 +348,7 @@ async function checkFromNode(
   node: string,
   url: string,
   deadline: number,
+  log: (line: string) => void,
 ): Promise<void> {
   for (let attempt = 1, pause = 250; ; attempt++, pause *= 2) {
     const result = await docker.exec(node, [
@@ -366,12 +367,23 @@ async function checkFromNode(
     if (attempt >= 5 || Date.now() + pause > deadline) {
       throw new UserError(`node ${node} cannot reach the registry at ${url}: ${last}`)
     }
+    log(
+      `node ${node} cannot reach the registry at ${url} yet (${last}); try ${attempt + 1} of 5 in ${pause / 1000} s`,
+    )
     await delay(pause)
   }
 }
 
-/** GETs `url` until it answers 200 or `deadline` passes; the default `probeRegistry`. */
-export async function probeRegistry(url: string, deadline: number): Promise<void> {
+/**
+ * GETs `url` until it answers 200 or `deadline` passes; the default
+ * `probeRegistry`. Says in the log why it tries again, when the reason is new.
+ */
+export async function probeRegistry(
+  url: string,
+  deadline: number,
+  log: (line: string) => void = (line) => core.info(line),
+): Promise<void> {
+  let said = ''
   for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
     let last: string
     try {
@@ -385,6 +397,8 @@ export async function probeRegistry(url: string, deadline: number): Promise<void
     if (Date.now() + pause > deadline) {
       throw new UserError(`the registry at ${url} does not answer from the runner: ${last}`)
     }
+    if (last !== said)
+      log(`the registry at ${url} does not answer yet (${(said = last)}); trying again`)
     await delay(pause)
   }
 }
@@ -396,14 +410,20 @@ async function getServerVersion(kube: Kube): Promise<string> {
   return info.gitVersion
 }
 
-/** GET /version until it answers; bad credentials fail at once. */
+/** GET /version until it answers; bad credentials fail at once. Says why it tries again, when the reason is new. */
 async function waitForApi(kube: Kube, deadline: number): Promise<string> {
+  let said = ''
   for (let pause = 200; ; pause = Math.min(pause * 2, 2_000)) {
     try {
       return await getServerVersion(kube)
     } catch (err) {
       const status = statusOf(err)
       if (status === 401 || status === 403 || Date.now() + pause > deadline) throw err
+      const reason = apiMessage(err)
+      if (reason !== said)
+        core.info(
+          `the API server ${kube.server} does not answer yet (${(said = reason)}); trying again`,
+        )
     }
     await delay(pause)
   }
