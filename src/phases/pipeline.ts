@@ -311,13 +311,23 @@ class StepLogs {
 /**
  * `; pod P: container C waiting (ErrImagePull: ...)` for each container of
  * the run's pods that has not started: what keeps a run from going on (an
- * image the node cannot pull, a pod still being created), as the kubelet says it.
+ * image the node cannot pull, a pod still being created), as the kubelet
+ * says it; and `; pod P is on node N, which is not Ready (...)` for a pod
+ * whose node stopped answering, where nothing the kubelet says is news.
  */
 async function waitingContainers(kube: Kube, namespace: string, selector: string): Promise<string> {
   try {
     const pods = await kube.core.listNamespacedPod({ namespace, labelSelector: selector })
     const waiting: string[] = []
+    const notReady = await nodesNotReady(
+      kube,
+      pods.items.map((p) => p.spec?.nodeName),
+    )
     for (const pod of pods.items) {
+      const node = pod.spec?.nodeName
+      const why = node === undefined ? undefined : notReady.get(node)
+      if (why)
+        waiting.push(`pod ${pod.metadata?.name} is on node ${node}, which is not Ready (${why})`)
       const statuses = [
         ...(pod.status?.initContainerStatuses ?? []),
         ...(pod.status?.containerStatuses ?? []),
@@ -335,6 +345,31 @@ async function waitingContainers(kube: Kube, namespace: string, selector: string
   } catch {
     return '' // Diagnostics only: the timeout is reported anyway.
   }
+}
+
+/** The nodes among `names` whose Ready condition is not True, with the condition's reason and message. */
+async function nodesNotReady(
+  kube: Kube,
+  names: (string | undefined)[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>()
+  for (const name of new Set(names.filter((n): n is string => n !== undefined))) {
+    // Reading nodes may not be allowed (cluster: existing): then no word on them.
+    const node = await kube.core.readNode({ name }).catch(() => undefined)
+    if (!node) continue
+    const ready = node.status?.conditions?.find((c) => c.type === 'Ready')
+    if (ready?.status === 'True') continue
+    const since = ready?.lastTransitionTime
+      ? ` since ${new Date(ready.lastTransitionTime).toISOString()}`
+      : ''
+    found.set(
+      name,
+      ready
+        ? `Ready=${ready.status}${since}: ${ready.reason ?? ''}${ready.message ? `, ${ready.message}` : ''}`
+        : 'no Ready condition',
+    )
+  }
+  return found
 }
 
 async function cancel(kube: Kube, namespace: string, name: string): Promise<void> {

@@ -60,6 +60,8 @@ export interface StartKubeOptions {
   timeoutMs?: number
   /** More kube-apiserver flags (feature gates, admission plugins, ...); later ones win. */
   apiserverArgs?: string[]
+  /** More kube-controller-manager flags; later ones win. */
+  controllerManagerArgs?: string[]
   /**
    * The address kube-apiserver listens on, advertises and is reached at
    * (default 127.0.0.1). Pods reach the API server through the `kubernetes`
@@ -425,6 +427,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<TestKub
         // Every controller runs as the admin: no per-controller credentials to manage.
         '--use-service-account-credentials=false',
         '--controllers=*',
+        ...(options.controllerManagerArgs ?? []),
       ])
       procs.push(proc)
       // Ready when it has done its first job: the `default` ServiceAccount in `default`.

@@ -428,6 +428,75 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     recordFault('timeout in the pipeline phase (real node)', 'reported')
   })
 
+  it('a node that stops answering mid-run: at the deadline the error names the node and why it is not Ready', async () => {
+    const started = Date.now()
+    const run = runPipeline(
+      {
+        image: parseReference(`${cluster.registry.name}/models/iris:frozen`),
+        dataset,
+        trainerImage: trainer,
+        params: {},
+        ...target,
+      },
+      { kube: cluster.client, deadline: started + 50_000, output: output() },
+    )
+    run.catch(() => undefined)
+    type Pod = {
+      metadata?: { name?: string; creationTimestamp?: string }
+      status?: { phase?: string }
+    }
+    // The run's pod is running: its node stops answering now.
+    await waitFor<Pod>(
+      cluster.client,
+      { apiVersion: 'v1', kind: 'Pod', namespace: target.namespace },
+      (pods) =>
+        pods.some(
+          (p) =>
+            p.status?.phase === 'Running' &&
+            Date.parse(p.metadata?.creationTimestamp ?? '') >= started - 1_000,
+        ),
+      { deadline: started + 40_000, what: "the run's pod to run" },
+    )
+    const thaw = cluster.freezeKubelet()
+    try {
+      type Node = {
+        metadata?: { name?: string }
+        status?: { conditions?: { type: string; status: string }[] }
+      }
+      const notReady = (nodes: Node[]) =>
+        nodes.some((n) =>
+          n.status?.conditions?.some((c) => c.type === 'Ready' && c.status !== 'True'),
+        )
+      await waitFor<Node>(
+        cluster.client,
+        { apiVersion: 'v1', kind: 'Node', name: cluster.nodeName },
+        notReady,
+        { deadline: started + 48_000, what: `node ${cluster.nodeName} to be NotReady` },
+      )
+      await expect(run).rejects.toThrow(
+        new RegExp(
+          `^timed out after [\\d.]+s waiting for PipelineRun oml-chains/oml-chains-\\w+ to finish; last seen: .*; pod oml-chains-\\w+-train-pod is on node ${cluster.nodeName}, which is not Ready \\(Ready=Unknown since \\S+: NodeStatusUnknown, Kubelet stopped posting node status\\.\\).*; the PipelineRun was cancelled$`,
+          's',
+        ),
+      )
+      recordFault('node NotReady mid-run (real node)', 'reported')
+    } finally {
+      thaw()
+      await waitFor<{
+        metadata?: { name?: string }
+        status?: { conditions?: { type: string; status: string }[] }
+      }>(
+        cluster.client,
+        { apiVersion: 'v1', kind: 'Node', name: cluster.nodeName },
+        (nodes) =>
+          nodes.some((n) =>
+            n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+          ),
+        { deadline: Date.now() + 60_000, what: `node ${cluster.nodeName} to be Ready again` },
+      )
+    }
+  }, 180_000)
+
   describe('what a user pipeline reports, and who may run one', () => {
     /** A user's Pipeline whose one step (a script in the shell image) writes IMAGE_URL and IMAGE_DIGEST. */
     function pipelineReporting(name: string, url: string, digest: string): string {

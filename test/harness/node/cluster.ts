@@ -83,6 +83,12 @@ export interface NodeCluster {
   logDir: string
   /** The last lines of every process's log: for failure messages. */
   log(): string
+  /**
+   * Freezes the kubelet (SIGSTOP), as a node that stops answering: its pods'
+   * containers go on, nothing about them reaches the API, and the node turns
+   * NotReady after NODE_MONITOR_GRACE_S. Returns the function that thaws it.
+   */
+  freezeKubelet(): () => void
   /** Stops everything and removes what it made; throws naming what could not be removed. Safe to call twice. */
   stop(): Promise<void>
 }
@@ -91,6 +97,9 @@ export interface StartNodeClusterOptions {
   /** How long starting may take, waiting for another test file's cluster included (default 5 min). */
   timeoutMs?: number
 }
+
+/** How long the node may go without renewing its lease before it is NotReady. */
+const NODE_MONITOR_GRACE_S = 16
 
 /** The kubelet's cgroup root: every pod's cgroup is under it, in each controller. */
 const CGROUP = 'oml-chains-node'
@@ -291,6 +300,9 @@ export async function startNodeCluster(
     const certs = await makeNodeCerts(dir)
     kube = await startKube({
       controllerManager: true,
+      // A node whose kubelet stops renewing its lease (every 2 s, kubelet.ts) is
+      // NotReady after this, not the default 50 s: a test can pause one and see it.
+      controllerManagerArgs: [`--node-monitor-grace-period=${NODE_MONITOR_GRACE_S}s`],
       address: NODE_IP,
       serviceAccounts: true,
       logDir: NODE_LOG_DIR,
@@ -349,6 +361,10 @@ export async function startNodeCluster(
       dir,
       logDir: NODE_LOG_DIR,
       log: logs,
+      freezeKubelet() {
+        process.kill(kubelet.pid, 'SIGSTOP')
+        return () => process.kill(kubelet.pid, 'SIGCONT')
+      },
       stop,
     }
     running = cluster

@@ -68,6 +68,8 @@ function kubeletConfig(options: KubeletOptions): unknown {
     resolvConf: path.join(dir, 'resolv.conf'),
     podLogsDir: path.join(dir, 'pod-logs'),
     volumePluginDir: path.join(dir, 'kubelet-plugins'),
+    // Its lease renewed every 2 s (a quarter of this): a frozen kubelet shows soon (cluster.ts).
+    nodeLeaseDurationSeconds: 8,
     // 0, not the kubelet's -999: this machine refuses negative values.
     oomScoreAdj: 0,
     // The node's images are imported or pulled once per cluster: no garbage collection racing the tests.
