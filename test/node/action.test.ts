@@ -25,6 +25,8 @@ import {
 } from '../../src/oci/reference.js'
 import { isIndex } from '../../src/oci/types.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
+import { bursts, startApiProxy } from '../harness/faults/api-proxy.js'
+import { recordFault } from '../harness/faults/record.js'
 import { EC_FIXTURES, publishEcStandIn } from '../harness/action-env.js'
 import { startInternetStandIn, type InternetStandIn } from '../harness/internet.js'
 import { NODE_IP, startNodeCluster, type NodeCluster } from '../harness/node/cluster.js'
@@ -168,6 +170,29 @@ describe('the whole action on the cluster from real parts, with real Tekton and 
     const images = pods.items.flatMap((p) => p.spec!.containers.map((c) => c.image!))
     expect(images.length).toBeGreaterThan(0)
     for (const image of images) expect(chainsImages).toContain(image)
+  })
+
+  it('through an API server that throttles, fails and cuts watches: still passes, each retry said', async () => {
+    const proxy = await startApiProxy(cluster.kube, {
+      failing: bursts(14, 2),
+      cutWatchesAfterMs: 0,
+    })
+    try {
+      const step = await runActionStep(
+        { ...inputs('iris-faults'), kubeconfig: proxy.kubeconfigPath },
+        { env: runEnv('happy-day.json') },
+      )
+      await expectSignedByRealChains(step, 'iris-faults')
+      expect(proxy.stats.throttled).toBeGreaterThan(0)
+      expect(proxy.stats.unavailable).toBeGreaterThan(0)
+      expect(proxy.stats.watchesCut).toBeGreaterThan(0)
+      expect(step.stdout).toMatch(
+        /^Kubernetes API [A-Z]+ \/\S+: HTTP 429: too many requests, please try again later; retry 1 of 4 in 1\.0 s$/m,
+      )
+      recordFault('API server: 429 and 503 in bursts, watches cut (real node)', 'survived')
+    } finally {
+      await proxy.stop()
+    }
   })
 
   it("signs with the user's key when one is given", async () => {
