@@ -291,6 +291,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
           actionRoot: path.dirname(bundledFile('Containerfile')),
           workDir,
           signal: failFast.signal,
+          deadline,
           record: (tag) => record({ trainerTag: tag }),
           log: (line) => core.info(line),
         }),

@@ -56,6 +56,8 @@ export interface TrainerImageDeps {
   loopback?: string
   /** Aborted when the run has failed elsewhere: no build or push starts after that. */
   signal?: AbortSignal
+  /** Epoch ms by which builds and pushes must be done (the run's deadline). */
+  deadline?: number
   /** Told the runner-side tag this phase is about to create, so that the cleanup removes it. */
   record?: (tag: string) => void
   log: (line: string) => void
@@ -108,6 +110,7 @@ async function buildAndPush(
     file: path.join(dir, 'Containerfile'),
     tag: local,
     buildArgs: context.buildArgs,
+    deadline: deps.deadline,
   })
   return { image: await push(target, deps), origin: 'built', local }
 }
@@ -119,7 +122,7 @@ async function push(target: Reference, deps: TrainerImageDeps): Promise<Referenc
     throw new Error('the trainer image needs the embedded registry, and the run has none')
   }
   deps.signal?.throwIfAborted()
-  await deps.docker.pushImage(formatReference(target))
+  await deps.docker.pushImage(formatReference(target), deps.deadline)
   const pushed = await deps.registry.resolve(target)
   return inEmbeddedRegistry(pushed.digest)
 }

@@ -1,7 +1,11 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { UserError } from '../errors.js'
 import { recorder } from '../../test/harness/commands.js'
+import { recordFault } from '../../test/harness/faults/record.js'
 import { dockerChecked, trainerBaseImage } from '../../test/harness/docker.js'
 import { Docker, parseInspect, PORT_TAKEN, REGISTRY_IMAGE } from './docker.js'
 import { CommandError, commandRunner } from './exec.js'
@@ -140,6 +144,34 @@ describe('Docker', () => {
     } finally {
       await docker.removeContainer(name)
       holder.close()
+    }
+  })
+
+  it('stops a build that outlives its deadline, saying so, and leaves no build container', async () => {
+    const context = await mkdtemp(path.join(tmpdir(), 'oml-slow-build-'))
+    const tag = `oml-chains-test/slow-build:${process.pid}`
+    try {
+      await writeFile(
+        path.join(context, 'Containerfile'),
+        `FROM ${trainerBaseImage()}\nRUN sleep 600\n`,
+      )
+      const started = Date.now()
+      const build = new Docker().buildImage({
+        context,
+        file: path.join(context, 'Containerfile'),
+        tag,
+        deadline: started + 3_000,
+      })
+      await expect(build).rejects.toThrow(
+        `building ${tag} did not finish by the run's deadline (the timeout input) and was stopped`,
+      )
+      expect(Date.now() - started).toBeLessThan(15_000)
+      // The engine cancels the build with its client: its `sleep 600` container goes too.
+      const containers = await dockerChecked(['ps', '--all', '--format', '{{.Command}}'])
+      expect(containers).not.toContain('sleep 600')
+      recordFault('timeout in the trainer image build', 'reported')
+    } finally {
+      await rm(context, { recursive: true, force: true })
     }
   })
 

@@ -63,6 +63,13 @@ export interface ImageBuildSpec {
   tag: string
   /** `--build-arg NAME=VALUE` pairs; never secrets (they stay in the image's history). */
   buildArgs?: Record<string, string>
+  /** Epoch ms by which the build must be done; it is stopped then. */
+  deadline?: number
+}
+
+/** What a command that must end by `deadline` is given: the time left. */
+function timeLeft(deadline: number | undefined): number | undefined {
+  return deadline === undefined ? undefined : Math.max(0, deadline - Date.now())
 }
 
 export class Docker {
@@ -176,8 +183,16 @@ export class Docker {
     for (const [name, value] of Object.entries(spec.buildArgs ?? {})) {
       args.push('--build-arg', `${name}=${value}`)
     }
-    const command = this.command([...args, spec.context], { silent: true })
+    const command = this.command([...args, spec.context], {
+      silent: true,
+      timeoutMs: timeLeft(spec.deadline),
+    })
     const result = await this.run(command)
+    if (result.timedOut) {
+      throw new UserError(
+        `building ${spec.tag} did not finish by the run's deadline (the timeout input) and was stopped`,
+      )
+    }
     if (result.exitCode !== 0) {
       // The legacy builder prints a failing RUN's output on stdout and only
       // "returned a non-zero code" on stderr; BuildKit prints both on stderr.
@@ -190,8 +205,15 @@ export class Docker {
     await runChecked(this.run, this.command(['image', 'tag', source, target]))
   }
 
-  async pushImage(reference: string): Promise<void> {
-    await runChecked(this.run, this.command(['image', 'push', reference]))
+  async pushImage(reference: string, deadline?: number): Promise<void> {
+    const command = this.command(['image', 'push', reference], { timeoutMs: timeLeft(deadline) })
+    const result = await this.run(command)
+    if (result.timedOut) {
+      throw new UserError(
+        `pushing ${reference} did not finish by the run's deadline (the timeout input) and was stopped`,
+      )
+    }
+    if (result.exitCode !== 0) throw new CommandError(command, result)
   }
 
   /** Removes an image tag (the image goes with its last tag); false when there was none. */
