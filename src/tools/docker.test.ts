@@ -16,6 +16,20 @@ describe('REGISTRY_IMAGE', () => {
   })
 })
 
+/** Creates (does not start) a container of the trainer base image that would only sleep, publishing `publish`. */
+function createSleeper(name: string, publish: string): Promise<string> {
+  return dockerChecked([
+    'create',
+    '--name',
+    name,
+    '--publish',
+    publish,
+    trainerBaseImage(),
+    'sleep',
+    'infinity',
+  ])
+}
+
 describe('Docker', () => {
   it('runs the registry detached, restarting, published on 127.0.0.1 only, tracing off', async () => {
     const r = recorder()
@@ -99,16 +113,7 @@ describe('Docker', () => {
     const docker = new Docker()
     await dockerChecked(['network', 'create', network])
     try {
-      await dockerChecked([
-        'create',
-        '--name',
-        name,
-        '--publish',
-        '127.0.0.1:5999:5000',
-        image,
-        'sleep',
-        'infinity',
-      ])
+      await createSleeper(name, '127.0.0.1:5999:5000')
       await dockerChecked(['network', 'connect', '--alias', 'registry.local', network, name])
       const stopped = await docker.inspectContainer(name)
       expect(stopped).toMatchObject({ name, running: false, status: 'created', image })
@@ -128,16 +133,7 @@ describe('Docker', () => {
     const port = (holder.address() as AddressInfo).port
     const docker = new Docker()
     try {
-      await dockerChecked([
-        'create',
-        '--name',
-        name,
-        '--publish',
-        `127.0.0.1:${port}:5000`,
-        trainerBaseImage(),
-        'sleep',
-        'infinity',
-      ])
+      await createSleeper(name, `127.0.0.1:${port}:5000`)
       const failure = docker.startContainer(name)
       await expect(failure).rejects.toThrow(PORT_TAKEN)
       await expect(failure).rejects.toThrow(`127.0.0.1:${port}`)
