@@ -18,7 +18,7 @@ import {
   type RequestContext,
 } from '@kubernetes/client-node'
 
-/** Tries per request, the first included; with the pauses, under 10 s in all. */
+/** Tries per request, the first included: at most four pauses of up to MAX_PAUSE_MS. */
 const ATTEMPTS = 5
 const FIRST_PAUSE_MS = 250
 const MAX_PAUSE_MS = 5_000
