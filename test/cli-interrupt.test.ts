@@ -95,8 +95,8 @@ function start(args: string[], env: Record<string, string>): Started {
   const child = spawn(process.execPath, args, { cwd: work, env, detached: true })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const commandLines = watchCommandLines()
   // Once it ended: the key shows nowhere it left (output, files, command lines but its own).
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

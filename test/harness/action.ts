@@ -121,8 +121,9 @@ async function runBundle(
   })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  // Decoded as a stream: a character cut between two chunks stays whole.
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const ended = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)))
   await whileRunning?.({ pid: child.pid!, output: () => stdout + stderr, ended })
   return { code: await ended, stdout, stderr }
