@@ -1,12 +1,34 @@
 #!/usr/bin/env node
 import { HelpRequested, UsageError, type Command } from './cli/args.js'
-import { keyCheck } from './cli/key-check.js'
-import { keygen } from './cli/keygen.js'
-import { provenance } from './cli/provenance.js'
-import { run } from './cli/run.js'
 import { errorMessage, UserError } from './errors.js'
 
-const commands: Command[] = [run, keygen, keyCheck, provenance]
+/**
+ * Each command is loaded only when it is the one asked for: the helpers start
+ * without `run`'s Kubernetes client and the rest of the flow (a bundle of
+ * megabytes that takes most of a second to load).
+ */
+const commands: { name: string; summary: string; load: () => Promise<Command> }[] = [
+  {
+    name: 'run',
+    summary: "the action's main job: train, sign, attest and check a model (JSON on stdout)",
+    load: async () => (await import('./cli/run.js')).run,
+  },
+  {
+    name: 'keygen',
+    summary: 'generate an encrypted cosign key pair (cosign.key, cosign.pub, cosign.password)',
+    load: async () => (await import('./cli/keygen.js')).keygen,
+  },
+  {
+    name: 'key-check',
+    summary: 'open an encrypted cosign key with its password and print its public key',
+    load: async () => (await import('./cli/key-check.js')).keyCheck,
+  },
+  {
+    name: 'provenance',
+    summary: 'verify a Chains attestation (file or image) and print its provenance',
+    load: async () => (await import('./cli/provenance.js')).provenance,
+  },
+]
 
 const usage = `Usage: oml-chains <command> [options]
 
@@ -23,12 +45,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage}\n`)
     return name ? 0 : 2
   }
-  const command = commands.find((c) => c.name === name)
-  if (!command) {
+  const entry = commands.find((c) => c.name === name)
+  if (!entry) {
     process.stderr.write(`oml-chains: unknown command '${name}'\n\n${usage}\n`)
     return 2
   }
   try {
+    const command = await entry.load()
     return (await command.run(rest)) ?? 0
   } catch (err) {
     if (err instanceof HelpRequested) {

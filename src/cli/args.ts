@@ -4,7 +4,6 @@ import { InputError, UserError } from '../errors.js'
 /** A subcommand of `oml-chains`. */
 export interface Command {
   name: string
-  summary: string
   usage: string
   /** Resolves to the exit code, or nothing for 0; throws to exit 1 (2 for a UsageError). */
   run(argv: string[]): Promise<number | void>

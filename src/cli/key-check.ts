@@ -13,7 +13,6 @@ Options:
 
 export const keyCheck: Command = {
   name: 'key-check',
-  summary: 'open an encrypted cosign key with its password and print its public key',
   usage,
   async run(argv) {
     const flags = parseFlags(

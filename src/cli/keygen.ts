@@ -18,7 +18,6 @@ Options:
 
 export const keygen: Command = {
   name: 'keygen',
-  summary: 'generate an encrypted cosign key pair (cosign.key, cosign.pub, cosign.password)',
   usage,
   async run(argv) {
     const flags = parseFlags(

@@ -47,7 +47,6 @@ export interface ProvenanceReport {
 
 export const provenance: Command = {
   name: 'provenance',
-  summary: 'verify a Chains attestation (file or image) and print its provenance',
   usage,
   async run(argv) {
     const flags = parseFlags(

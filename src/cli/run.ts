@@ -71,7 +71,6 @@ export interface RunResult {
 
 export const run: Command = {
   name: 'run',
-  summary: "the action's main job: train, sign, attest and check a model (JSON on stdout)",
   usage: usageText(),
   async run(argv) {
     const { source, summaryFile } = await commandLine(argv)
