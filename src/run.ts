@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
@@ -20,7 +20,7 @@ import {
 } from './phases/report.js'
 import { checkRegistriesFromPod } from './phases/registry-check.js'
 import { prepareSigningKey } from './phases/signing.js'
-import { installTekton } from './phases/tekton.js'
+import { startTektonInstall, type ComponentResult } from './phases/tekton.js'
 import { prepareTrainerImage, type TrainerImage } from './phases/trainer-image.js'
 import { ruleDataFor, verifyModel } from './phases/verify.js'
 import { EMBEDDED_REGISTRY, PIPELINE_SERVICE_ACCOUNT, RUN_NAMESPACE, type Plan } from './plan.js'
@@ -33,7 +33,7 @@ import {
   saveCreated,
   saveKeepCluster,
 } from './state.js'
-import { Timings } from './timing.js'
+import { Timings, type TimingsDocument } from './timing.js'
 import { Docker } from './tools/docker.js'
 import { installEc } from './tools/ec/install.js'
 
@@ -73,9 +73,9 @@ export interface FlowHooks {
 export async function runFlow(source: InputSource, hooks: FlowHooks): Promise<RunReport> {
   const report: RunReport = { verdict: 'error', failOnViolation: true }
   const timings = new Timings()
-  report.timings = timings.phases
+  const run: { workDir?: string } = {}
   try {
-    await train(source, hooks, report, timings)
+    await train(source, hooks, report, timings, run)
   } catch (err) {
     report.verdict = 'error'
     report.error = errorMessage(err)
@@ -84,7 +84,24 @@ export async function runFlow(source: InputSource, hooks: FlowHooks): Promise<Ru
     }
     if (!(err instanceof UserError) && err instanceof Error && err.stack) core.debug(err.stack)
   }
+  report.timings = timings.document()
+  if (run.workDir) report.timingsPath = await writeTimings(run.workDir, report.timings)
   return report
+}
+
+/** The timings file next to the run's other files; a run that cannot write it still reports. */
+async function writeTimings(
+  workDir: string,
+  document: TimingsDocument,
+): Promise<string | undefined> {
+  const file = path.join(workDir, 'timings.json')
+  try {
+    await writeFile(file, `${JSON.stringify(document, null, 2)}\n`)
+    return file
+  } catch (err) {
+    core.warning(`timings not written to ${file}: ${errorMessage(err)}`)
+    return undefined
+  }
 }
 
 /** Every phase, filling `report` as it learns; throws on the first phase that fails. */
@@ -93,6 +110,7 @@ async function train(
   hooks: FlowHooks,
   report: RunReport,
   timings: Timings,
+  run: { workDir?: string },
 ): Promise<void> {
   const { plan, warnings } = readPlan(source)
   for (const warning of warnings) core.warning(warning)
@@ -100,23 +118,24 @@ async function train(
   hooks.planned?.(plan)
   const deadline = Date.now() + plan.timeoutMs
   const workDir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'oml-chains-'))
+  run.workDir = workDir
   const registry = await createRegistryClient(plan.registryAuth)
   const target = { namespace: RUN_NAMESPACE, serviceAccount: PIPELINE_SERVICE_ACCOUNT }
-  const { signingKey, cluster, dataset, trainer, tekton, credentials, reached } = await prepare(
-    plan,
-    { report, timings, hooks, registry, workDir, deadline, target },
-  )
+  const prepared = await prepare(plan, {
+    report,
+    timings,
+    hooks,
+    registry,
+    workDir,
+    deadline,
+    target,
+  })
+  const { signingKey, cluster, dataset, trainer, pipelines, credentials, reached } = prepared
   core.info(`dataset ${formatReference(dataset.reference)}`)
   report.trainerImage = formatReference(trainer.image)
   const kube = cluster.kube
 
-  for (const component of [tekton.pipelines, tekton.chains]) {
-    const release = component.release
-    core.info(
-      `Tekton ${component.component} ${component.version}: ${component.action}` +
-        (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
-    )
-  }
+  logTektonComponent(pipelines)
   core.info(trainerLine(trainer))
   if (!trainer.image.digest) {
     core.warning(
@@ -132,22 +151,36 @@ async function train(
       : 'no registry the run uses needs credentials',
   )
 
+  // What the training waited for: every phase so far, but a new Chains.
+  const before = timings.phases
+    .map((t) => t.phase)
+    .filter((name) => !(prepared.chainsIsNew && name === 'Tekton Chains'))
   // Downloaded while the pipeline runs; awaited only by the policy phase.
-  const ecBinary = installEc(plan.ecVersion)
+  const ecBinary = timings.phase('ec install', () => installEc(plan.ecVersion), {
+    grouped: false,
+    after: before,
+  })
   ecBinary.catch(() => undefined)
-  const trained = await timings.phase('Pipeline', () =>
-    runPipeline(
-      {
-        image: plan.image,
-        dataset: dataset.reference,
-        trainerImage: trainer.image,
-        pipelinePath: plan.pipelinePath,
-        params: plan.params,
-        ...target,
-      },
-      { kube, deadline },
-    ),
+  const trained = await timings.phase(
+    'Pipeline',
+    () =>
+      unlessFailed(
+        prepared.chains,
+        runPipeline(
+          {
+            image: plan.image,
+            dataset: dataset.reference,
+            trainerImage: trainer.image,
+            pipelinePath: plan.pipelinePath,
+            params: plan.params,
+            ...target,
+          },
+          { kube, deadline },
+        ),
+      ),
+    { after: before },
   )
+  logTektonComponent(await prepared.chains)
   const model = {
     registry: plan.image.registry,
     repository: plan.image.repository,
@@ -158,16 +191,19 @@ async function train(
   core.info(`model ${formatReference(model)} (PipelineRun ${trained.pipelineRun})`)
 
   const provenancePath = path.join(workDir, 'provenance.json')
-  const signed = await timings.phase('Chains', () =>
-    waitForChains(
-      {
-        pipelineRun: trained.pipelineRun,
-        image: model,
-        publicKeyPem: signingKey.publicKeyPem,
-        provenancePath,
-      },
-      { kube, registry, deadline },
-    ),
+  const signed = await timings.phase(
+    'Chains',
+    () =>
+      waitForChains(
+        {
+          pipelineRun: trained.pipelineRun,
+          image: model,
+          publicKeyPem: signingKey.publicKeyPem,
+          provenancePath,
+        },
+        { kube, registry, deadline },
+      ),
+    { after: ['Pipeline', 'Tekton Chains'] },
   )
   report.provenancePath = signed.provenancePath
   report.trainerImage = signed.provenance.trainerImage ?? report.trainerImage
@@ -181,8 +217,15 @@ async function train(
     minAccuracy: plan.minAccuracy,
   }
   report.policy = { path: plan.policyPath, ruleData: ruleDataFor(verifyInputs) }
-  const ec = await timings.phase('Enterprise Contract', async () =>
-    verifyModel(verifyInputs, { ec: await ecBinary, workDir, deadline }),
+  const ec = await timings.phase(
+    'Enterprise Contract',
+    async (waitFor) =>
+      verifyModel(verifyInputs, {
+        ec: await waitFor('ec install', () => ecBinary),
+        workDir,
+        deadline,
+      }),
+    { after: ['Chains'] },
   )
   report.ec = ec
   report.verdict = ec.verdict
@@ -262,18 +305,17 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
     ),
   )
   // A dataset in the embedded registry can only be looked up once that exists.
-  const datasetPhase = after(
-    plan.dataset.registry === EMBEDDED_REGISTRY ? clusterPhase : Promise.resolve(undefined),
-    () =>
-      timings.phase(
-        'Dataset',
-        async () => {
-          const resolved = await resolveDataset(plan, registry)
-          report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
-          return resolved
-        },
-        { grouped: false },
-      ),
+  const datasetNeedsCluster = plan.dataset.registry === EMBEDDED_REGISTRY
+  const datasetPhase = after(datasetNeedsCluster ? clusterPhase : Promise.resolve(undefined), () =>
+    timings.phase(
+      'Dataset',
+      async () => {
+        const resolved = await resolveDataset(plan, registry)
+        report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
+        return resolved
+      },
+      { grouped: false, after: datasetNeedsCluster ? ['Cluster'] : [] },
+    ),
   )
   // Awaited by the trainer phase only once its image is built: until then a
   // failed cluster must not count as an unhandled rejection.
@@ -282,11 +324,11 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   const trainerPhase = watched(
     timings.phase(
       'Trainer image',
-      () =>
+      (waitFor) =>
         prepareTrainerImage(plan.trainer, {
           docker: new Docker(),
           registry,
-          embeddedRegistry,
+          embeddedRegistry: () => waitFor('Cluster', () => embeddedRegistry),
           runTag: plan.runId,
           actionRoot: path.dirname(bundledFile('Containerfile')),
           workDir,
@@ -298,22 +340,36 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
       { grouped: false },
     ),
   )
-  const tektonPhase = after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) =>
-    timings.phase('Tekton', () => installTekton(plan, key, { kube: cluster.kube, deadline }), {
-      grouped: false,
-    }),
-  )
-  const credentialsPhase = after(clusterPhase, async ({ kube }) => {
-    await prepareRunNamespace(kube, target, deadline)
-    const registries = [plan.image.registry, plan.dataset.registry]
-    return timings.phase(
-      'Registry credentials',
-      () => linkRegistryCredentials(kube, target, plan.registryAuth, registries, deadline),
-      { grouped: false },
-    )
+  // Both installs start once both releases are fetched; each is a phase of
+  // its own from then (in an object, so that `after` does not wait for them).
+  const tekton = after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) => {
+    const install = startTektonInstall(plan, key, { kube: cluster.kube, deadline })
+    const options = { grouped: false, after: ['Cluster', 'Signing key'] }
+    return Promise.resolve({
+      install,
+      pipelines: timings.phase('Tekton Pipelines', async () => (await install).pipelines, options),
+      chains: timings.phase('Tekton Chains', async () => (await install).chains, options),
+    })
   })
+  const tektonInstall = tekton.then(({ install }) => install)
+  tektonInstall.catch(() => undefined)
+  const pipelinesPhase = watched(tekton.then(({ pipelines }) => pipelines))
+  const chainsInstallPhase = watched(tekton.then(({ chains }) => chains))
+  const credentialsPhase = after(clusterPhase, ({ kube }) =>
+    timings.phase(
+      'Registry credentials',
+      async () => {
+        await prepareRunNamespace(kube, target, deadline)
+        const registries = [plan.image.registry, plan.dataset.registry]
+        return linkRegistryCredentials(kube, target, plan.registryAuth, registries, deadline)
+      },
+      { grouped: false, after: ['Cluster'] },
+    ),
+  )
   // Next to kind, a pod checks the registries the training talks to while
-  // Tekton installs (the runner and the nodes were checked by the cluster phase).
+  // Tekton installs (the runner and the nodes were checked by the cluster
+  // phase), and so pulls the trainer image into the node before the training
+  // needs it.
   const registryCheckPhase = after(
     Promise.all([clusterPhase, trainerPhase, credentialsPhase]),
     async ([cluster, trainer]) =>
@@ -329,19 +385,43 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
             },
             { kube: cluster.kube, deadline },
           ),
-        { grouped: false },
+        { grouped: false, after: ['Cluster', 'Trainer image', 'Registry credentials'] },
       ),
   )
-  const [signingKey, cluster, dataset, trainer, tekton, credentials, reached] = await settled([
-    signingKeyPhase,
-    clusterPhase,
-    datasetPhase,
-    trainerPhase,
-    tektonPhase,
-    credentialsPhase,
-    registryCheckPhase,
-  ] as const)
-  return { signingKey, cluster, dataset, trainer, tekton, credentials, reached }
+  // A new Chains may still be coming up when the training starts (see
+  // TektonInstall.chainsIsNew); a Chains that ran before must be done first.
+  const chainsIsNew = tektonInstall.then(
+    (install) => install.chainsIsNew,
+    () => false,
+  )
+  const chainsFirst = chainsIsNew.then((isNew) => (isNew ? undefined : chainsInstallPhase))
+  try {
+    const [signingKey, cluster, dataset, trainer, pipelines, credentials, reached] = await settled([
+      signingKeyPhase,
+      clusterPhase,
+      datasetPhase,
+      trainerPhase,
+      pipelinesPhase,
+      credentialsPhase,
+      registryCheckPhase,
+      chainsFirst,
+    ] as const)
+    return {
+      signingKey,
+      cluster,
+      dataset,
+      trainer,
+      pipelines,
+      credentials,
+      reached,
+      chains: chainsInstallPhase,
+      chainsIsNew: await chainsIsNew,
+    }
+  } catch (err) {
+    // What the Chains install creates must be known when the run ends.
+    await Promise.allSettled([chainsInstallPhase])
+    throw err
+  }
 }
 
 /**
@@ -420,6 +500,23 @@ function trainerLine(trainer: TrainerImage): string {
  * first failure: a cluster still being created must be recorded for cleanup
  * before the step ends.
  */
+/**
+ * `work`'s result, unless `other` fails first: then `other`'s error, at once
+ * (a Chains that did not install fails the run without waiting for the training).
+ */
+async function unlessFailed<T>(other: Promise<unknown>, work: Promise<T>): Promise<T> {
+  work.catch(() => undefined)
+  return Promise.race([work, other.then(() => work)])
+}
+
+function logTektonComponent(component: ComponentResult): void {
+  const release = component.release
+  core.info(
+    `Tekton ${component.component} ${component.version}: ${component.action}` +
+      (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
+  )
+}
+
 async function settled<T extends readonly unknown[]>(
   work: readonly [...{ [K in keyof T]: Promise<T[K]> }],
 ): Promise<T> {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import type { TimingsDocument } from '../src/timing.js'
 import { runActionStep } from './harness/action.js'
 import { repoRoot } from './harness/tools.js'
 
@@ -67,6 +68,7 @@ describe('dist/index.js (the action)', () => {
       given: 'a signing key, inline, that does not open with its password',
       inputs: { 'signing-key': fixtureKey, 'signing-key-password': 'wrong-key-password-9012' },
       named: 'signing-key',
+      failedPhase: 'Signing key',
     },
     {
       given: 'a signing key that is not one',
@@ -75,17 +77,31 @@ describe('dist/index.js (the action)', () => {
         'signing-key-password': 'wrong-key-password-9012',
       },
       named: 'signing-key',
+      failedPhase: 'Signing key',
     },
-  ] as { given: string; inputs: Record<string, string>; named: string }[])(
+  ] as { given: string; inputs: Record<string, string>; named: string; failedPhase?: string }[])(
     'a bad input next to secrets ($given): one error naming $named, no secret shown',
-    async ({ inputs, named }) => {
+    async ({ inputs, named, failedPhase }) => {
       const step = await runActionStep({ dataset: 'quay.io/mmortari/ml-iris:data', ...inputs })
       expect(step.code).toBe(1)
       const errors = errorLines(step.stdout)
       expect(errors).toHaveLength(1)
       expect(errors[0]).toMatch(new RegExp(`^::error::input '${named}': `))
       noStack(step.stdout + step.stderr)
-      expect(step.outputs).toEqual({ verdict: 'error' })
+      if (!failedPhase) {
+        // Refused before anything ran.
+        expect(step.outputs).toEqual({ verdict: 'error' })
+        return
+      }
+      // Refused by the phase that reads it: the timings say which.
+      expect(step.outputs).toEqual({
+        verdict: 'error',
+        timings: expect.stringMatching(/timings\.json$/),
+      })
+      const timings = JSON.parse(step.files.timings!) as TimingsDocument
+      expect(timings.phases).toContainEqual(
+        expect.objectContaining({ phase: failedPhase, ok: false }),
+      )
     },
   )
 

@@ -247,7 +247,14 @@ describe('oml-chains run against an existing cluster', () => {
     expect(r.error).toBeUndefined()
 
     // Progress went to stderr, as plain text: no workflow commands.
-    for (const phase of ['Signing key', 'Cluster', 'Tekton', 'Pipeline', 'Chains']) {
+    for (const phase of [
+      'Signing key',
+      'Cluster',
+      'Tekton Pipelines',
+      'Tekton Chains',
+      'Pipeline',
+      'Chains',
+    ]) {
       expect(cli.stderr).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
     expect(cli.stderr).toMatch(/^-- task train\n\[train\/train\] /m)

@@ -8,9 +8,11 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunReport } from '../src/phases/report.js'
+import { timingsDocument } from '../src/timing.js'
 import { CHAIN_NODES, renderChain, type ChainNode } from '../src/phases/report-chain.js'
 import {
   mermaidBlock,
+  mermaidBlocks,
   openMermaidPage,
   type DrawnDiagram,
   type MermaidPage,
@@ -148,6 +150,46 @@ describe('summary snapshots, drawn by Mermaid in chromium', () => {
   }
 })
 
+/** The bars each snapshot's Timings chart must draw, in order; `crit`: on the critical path. */
+const PREPARE_BARS = [
+  ['Signing key', 'done'],
+  ['Dataset', 'done'],
+  ['Cluster', 'crit'],
+  ['Registry credentials', 'done'],
+  ['Tekton Chains', 'done'],
+  ['Tekton Pipelines', 'crit'],
+] as const
+const EXPECTED_BARS: Record<string, readonly (readonly [string, 'crit' | 'done'])[]> = {
+  'summary-pass.md': [
+    ...PREPARE_BARS,
+    ['ec install', 'done'],
+    ['Pipeline', 'crit'],
+    ['Chains', 'crit'],
+    ['Enterprise Contract', 'crit'],
+  ],
+  'summary-error-pipeline.md': [...PREPARE_BARS, ['Pipeline (failed)', 'crit']],
+}
+
+describe('the Timings chart, drawn by Mermaid in chromium', () => {
+  for (const [file, expected] of Object.entries(EXPECTED_BARS)) {
+    it(`${file}: a bar per phase with its name, the critical path marked, each after what it waited for`, async () => {
+      const blocks = mermaidBlocks(readFileSync(path.join(snapshots, file), 'utf8'))
+      const gantt = blocks.find((b) => b.startsWith('gantt'))
+      if (gantt === undefined) throw new Error(`${file} has no gantt block`)
+      const { bars } = await mermaid.render(gantt)
+      expect(
+        bars.map((b) => [b.label, b.classes.some((c) => c.startsWith('crit')) ? 'crit' : 'done']),
+      ).toEqual(expected)
+      for (const bar of bars) expect(bar.width, bar.label).toBeGreaterThan(0)
+      // Drawn on one time axis: the training starts where Tekton Pipelines ends.
+      const at = (label: string) => bars.find((b) => b.label.startsWith(label))!
+      const pipelines = at('Tekton Pipelines')
+      expect(at('Pipeline').x).toBeCloseTo(pipelines.x + pipelines.width, 0)
+      expect(at('Cluster').x).toBeCloseTo(at('Signing key').x, 0)
+    })
+  }
+})
+
 describe('hostile names', () => {
   const digest = `sha256:${'c'.repeat(64)}`
   // Each aims at one way out of a label: the quote that ends it, Mermaid
@@ -161,10 +203,10 @@ describe('hostile names', () => {
     trainerImage: `\`md\` **b** _e_ $x$ ~~d~~ [l](u) |p| {c};@${digest}`,
     model: { registry: 'reg.io', repository: 'style x:#f00; classDef y', digest },
     publicKeyPem: 'not a key',
-    timings: [
-      { phase: 'Dataset', ms: 1, ok: true },
-      { phase: 'Chains', ms: 1, ok: false },
-    ],
+    timings: timingsDocument(new Date(0), [
+      { phase: 'Dataset', start: 0, end: 1, ms: 1, ok: true, after: [], waitedMs: 0 },
+      { phase: 'Chains', start: 1, end: 2, ms: 1, ok: false, after: [], waitedMs: 0 },
+    ]),
     failOnViolation: true,
   }
   let drawn: DrawnDiagram

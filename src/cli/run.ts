@@ -42,8 +42,8 @@ removes what it created, unless --keep-cluster. Needs Docker for kind; kind and
 ec are downloaded into $RUNNER_TOOL_CACHE (default ~/.cache/oml-chains/tool-cache).
 
 Progress goes to stderr; stdout gets one JSON document: verdict, digest, image,
-violations, warnings, report, publicKey, datasetDigest, provenance, pipelinerun
-(null when the run did not get that far), and error with verdict error.
+violations, warnings, report, publicKey, datasetDigest, provenance, pipelinerun,
+timings (null when the run did not get that far), and error with verdict error.
 Exit status: 0 for pass (or fail with --fail-on-violation false), 1 for fail or
 error, 2 for a wrong command line, 130 (SIGINT) or 143 (SIGTERM) when stopped,
 after removing what the run created so far. Secrets are never flag values: they come
@@ -65,6 +65,8 @@ export interface RunResult {
   datasetDigest: string | null
   provenance: string | null
   pipelinerun: string | null
+  /** The timings file (the `timings` output). */
+  timings: string | null
   /** Why there is no verdict; only with verdict error. */
   error?: string
 }
@@ -221,6 +223,7 @@ function runResult(report: RunReport): RunResult {
     datasetDigest: outputs['dataset-digest'] ?? null,
     provenance: outputs.provenance ?? null,
     pipelinerun: outputs.pipelinerun ?? null,
+    timings: outputs.timings ?? null,
   }
   if (report.verdict === 'error') {
     result.error = flagWords(report.error ?? 'the run ended without a verdict')

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { repoRoot } from '../../test/harness/tools.js'
-import type { PhaseTiming } from '../timing.js'
+import { timingsDocument, type PhaseTiming } from '../timing.js'
 import type { RunReport } from './report.js'
 import { chainOutcomes, mermaidLabel, renderChain, type NodeOutcome } from './report-chain.js'
 
@@ -16,11 +16,21 @@ const digest = `sha256:${'d'.repeat(64)}`
 const dataset = { url: 'quay.io/org/data:v1', digest }
 const model = { registry: 'quay.io', repository: 'org/model', digest }
 
-const done = (phase: string): PhaseTiming => ({ phase, ms: 1, ok: true })
-const failed = (phase: string): PhaseTiming => ({ phase, ms: 1, ok: false })
+const timed = (phase: string, ok: boolean): PhaseTiming => ({
+  phase,
+  start: 0,
+  end: 1,
+  ms: 1,
+  ok,
+  after: [],
+  waitedMs: 0,
+})
+const done = (phase: string) => timed(phase, true)
+const failed = (phase: string) => timed(phase, false)
 
 /** An error run, as run.ts leaves the report when `timings` end with the failed phase. */
-function errorRun(timings: PhaseTiming[], known: Partial<RunReport> = {}): RunReport {
+function errorRun(phases: PhaseTiming[], known: Partial<RunReport> = {}): RunReport {
+  const timings = timingsDocument(new Date(0), phases)
   return { verdict: 'error', error: 'boom', timings, failOnViolation: true, ...known }
 }
 
@@ -31,7 +41,7 @@ function outcomesOf(report: RunReport): NodeOutcome[] {
 }
 
 describe('chainOutcomes', () => {
-  const setUp = [done('Signing key'), done('Dataset'), done('Cluster'), done('Tekton')]
+  const setUp = [done('Signing key'), done('Dataset'), done('Cluster'), done('Tekton Pipelines')]
 
   it('pass: every node ok, even with the dataset digest unknown (the run went past it)', () => {
     const report: RunReport = {
@@ -76,8 +86,8 @@ describe('chainOutcomes', () => {
       ['failed', 'unreached', 'unreached', 'unreached', 'unreached'],
     ],
     [
-      'Tekton',
-      [...setUp.slice(0, 3), failed('Tekton')],
+      'Tekton Pipelines',
+      [...setUp.slice(0, 3), failed('Tekton Pipelines')],
       { dataset },
       ['ok', 'failed', 'unreached', 'unreached', 'unreached'],
     ],

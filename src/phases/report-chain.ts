@@ -40,13 +40,15 @@ export type NodeOutcome = 'ok' | 'failed' | 'unreached'
 export const NODE_OF_PHASE: Readonly<Record<string, ChainNode>> = {
   Dataset: 'dataset',
   Cluster: 'pipelineRun',
-  Tekton: 'pipelineRun',
+  'Tekton Pipelines': 'pipelineRun',
   'Registry credentials': 'pipelineRun',
   'Trainer image': 'pipelineRun',
   'Registry check': 'pipelineRun',
   Pipeline: 'pipelineRun',
   'Signing key': 'signature',
+  'Tekton Chains': 'signature',
   Chains: 'signature',
+  'ec install': 'verdict',
   'Enterprise Contract': 'verdict',
 }
 
@@ -79,7 +81,7 @@ const MAX_FINGERPRINT = 24
 
 /** How far the run got, node by node. */
 export function chainOutcomes(report: RunReport): Record<ChainNode, NodeOutcome> {
-  const timings = report.timings ?? []
+  const timings = report.timings?.phases ?? []
   const phaseDone = (name: string) => timings.some((t) => t.phase === name && t.ok)
   const done: Record<ChainNode, boolean> = {
     // The Dataset phase can end well in a run that fails before the report
@@ -116,7 +118,7 @@ function failedNodes(report: RunReport, done: Record<ChainNode, boolean>): Set<C
 /** The phases that failed, by the node they were working towards. */
 function failedPhases(report: RunReport): Map<ChainNode, string[]> {
   const byNode = new Map<ChainNode, string[]>()
-  for (const timing of report.timings ?? []) {
+  for (const timing of report.timings?.phases ?? []) {
     const node = NODE_OF_PHASE[timing.phase]
     if (timing.ok || node === undefined) continue
     byNode.set(node, [...(byNode.get(node) ?? []), timing.phase])
@@ -129,7 +131,7 @@ function failedPhases(report: RunReport): Map<ChainNode, string[]> {
  * anything (a bad input): five grey boxes would say nothing the error does not.
  */
 export function renderChain(report: RunReport): string {
-  if ((report.timings ?? []).length === 0 && !report.dataset && !report.model) return ''
+  if ((report.timings?.phases ?? []).length === 0 && !report.dataset && !report.model) return ''
   const outcomes = chainOutcomes(report)
   const failedBy = failedPhases(report)
   const labels = nodeLabels(report)

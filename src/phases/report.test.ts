@@ -7,7 +7,7 @@ import { repoRoot } from '../../test/harness/tools.js'
 import { envelopePayload, parseDsseEnvelope } from '../cosign/dsse.js'
 import { parseReference } from '../oci/reference.js'
 import { summarizeProvenance } from '../provenance/summary.js'
-import type { PhaseTiming } from '../timing.js'
+import { timingsDocument, type PhaseTiming } from '../timing.js'
 import { parseEcReport, summarizeEcReport, type EcFinding } from '../tools/ec/report.js'
 import { validateImage, type EcValidation } from '../tools/ec/validate.js'
 import {
@@ -70,16 +70,27 @@ function knownFromProvenance(): Omit<RunReport, 'verdict' | 'failOnViolation'> {
   }
 }
 
-const timings: PhaseTiming[] = [
-  { phase: 'Signing key', ms: 412, ok: true },
-  { phase: 'Dataset', ms: 1_830, ok: true },
-  { phase: 'Cluster', ms: 52_400, ok: true },
-  { phase: 'Tekton', ms: 96_100, ok: true },
-  { phase: 'Registry credentials', ms: 240, ok: true },
-  { phase: 'Pipeline', ms: 143_700, ok: true },
-  { phase: 'Chains', ms: 9_050, ok: true },
-  { phase: 'Enterprise Contract', ms: 6_320, ok: true },
+/** A run as run.ts times it: which phase waited for which, and when each ran. */
+const PREPARED = ['Signing key', 'Dataset', 'Cluster', 'Registry credentials', 'Tekton Pipelines']
+function timed(phase: string, start: number, ms: number, after: string[], ok = true): PhaseTiming {
+  return { phase, start, end: start + ms, ms, ok, after, waitedMs: 0 }
+}
+const TEKTON = ['Cluster', 'Signing key']
+// A new Chains: the training starts without waiting for it.
+const phases: PhaseTiming[] = [
+  timed('Signing key', 0, 412, []),
+  timed('Dataset', 0, 1_830, []),
+  timed('Cluster', 0, 52_400, []),
+  timed('Registry credentials', 52_400, 240, ['Cluster']),
+  timed('Tekton Chains', 52_400, 38_700, TEKTON),
+  timed('Tekton Pipelines', 52_400, 96_100, TEKTON),
+  timed('ec install', 148_500, 1_600, PREPARED),
+  timed('Pipeline', 148_500, 143_700, PREPARED),
+  timed('Chains', 292_200, 9_050, ['Pipeline', 'Tekton Chains']),
+  timed('Enterprise Contract', 301_250, 6_320, ['Chains']),
 ]
+const STARTED = new Date('2026-11-30T09:12:00.000Z')
+const timings = timingsDocument(STARTED, phases)
 
 function passReport(): RunReport {
   return {
@@ -134,7 +145,10 @@ function errorReport(): RunReport {
     },
     verdict: 'error',
     ec: ecError,
-    timings: [...timings.slice(0, -1), { phase: 'Enterprise Contract', ms: 2_100, ok: true }],
+    timings: timingsDocument(STARTED, [
+      ...phases.slice(0, -1),
+      timed('Enterprise Contract', 301_250, 2_100, ['Chains']),
+    ]),
     failOnViolation: false,
   }
 }
@@ -156,7 +170,10 @@ function pipelineErrorReport(): RunReport {
     },
     trainerImage: known.trainerImage,
     publicKeyPem,
-    timings: [...timings.slice(0, 5), { phase: 'Pipeline', ms: 61_200, ok: false }],
+    timings: timingsDocument(STARTED, [
+      ...phases.slice(0, 6),
+      timed('Pipeline', 148_500, 61_200, PREPARED, false),
+    ]),
     failOnViolation: true,
   }
 }

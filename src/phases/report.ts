@@ -13,11 +13,12 @@
 import { formatDuration } from '../duration.js'
 import { EMBEDDED_REGISTRY } from '../plan.js'
 import { isPlainHttpRegistry } from '../registry-client.js'
-import type { PhaseTiming } from '../timing.js'
+import type { TimingsDocument } from '../timing.js'
 import type { RuleData } from '../tools/ec/policy-config.js'
 import type { EcFinding, EcSummary } from '../tools/ec/report.js'
 import type { EcValidation } from '../tools/ec/validate.js'
 import { keyFingerprint, renderChain } from './report-chain.js'
+import { criticalPathLine, ganttChart } from './report-timings.js'
 import { clip, CONTROL, count, oneLine } from './report-text.js'
 
 export type RunVerdict = 'pass' | 'fail' | 'error'
@@ -68,8 +69,10 @@ export interface RunReport {
   provenancePath?: string
   ec?: EcValidation
   policy?: PolicyFacts
-  /** Timings.phases, in the order the phases ended. */
-  timings?: readonly PhaseTiming[]
+  /** When each phase ran (its phases in the order they ended). */
+  timings?: TimingsDocument
+  /** Where the timings were written as JSON (the `timings` output). */
+  timingsPath?: string
   /** The fail-on-violation input: whether the step fails on verdict fail (an error always fails it). */
   failOnViolation: boolean
 }
@@ -136,6 +139,7 @@ export function reportOutputs(report: RunReport): Record<string, string> {
   if (report.dataset?.digest) outputs['dataset-digest'] = report.dataset.digest
   if (report.provenancePath) outputs.provenance = report.provenancePath
   if (report.pipelineRun) outputs.pipelinerun = report.pipelineRun
+  if (report.timingsPath) outputs.timings = report.timingsPath
   return outputs
 }
 
@@ -173,7 +177,7 @@ export function renderSummary(report: RunReport): string {
     verdictSection(report),
     factsSection(report),
     policySection(report),
-    timingsSection(report.timings ?? []),
+    timingsSection(report.timings),
     publicKeySection(report.publicKeyPem),
     recheckSection(report),
   ]
@@ -312,19 +316,23 @@ function ruleCell(finding: EcFinding): string {
   return parts.length > 0 ? parts.join('<br>') : '(no rule code)'
 }
 
-function timingsSection(timings: readonly PhaseTiming[]): string {
-  if (timings.length === 0) return ''
-  const rows = timings.map((t) => [
+function timingsSection(timings: TimingsDocument | undefined): string {
+  if (!timings || timings.phases.length === 0) return ''
+  const rows = timings.phases.map((t) => [
     cellText(t.phase, MAX_NAME),
+    formatDuration(t.start),
     formatDuration(t.ms),
+    t.after.length > 0 ? cellText(t.after.join(', '), MAX_NAME) : '',
     t.ok ? 'done' : 'failed',
   ])
   return [
     '### Timings',
     '',
-    table(['Phase', 'Time', 'Result'], rows),
+    ganttChart(timings),
     '',
-    'Some phases run side by side, so the times overlap.',
+    criticalPathLine(timings),
+    '',
+    table(['Phase', 'Started at', 'Time', 'Waited for', 'Result'], rows),
   ].join('\n')
 }
 

@@ -20,7 +20,11 @@ import {
   installTekton,
   SIGNING_SECRET,
   waitUntilAvailable,
+  withPromptReadiness,
 } from './tekton.js'
+import type { KubeObject } from '../kube/objects.js'
+import type { TektonRelease } from '../tools/tekton/release.js'
+import { tektonPipeline } from '../../test/harness/releases/tekton-pipeline.js'
 import { recordFault } from '../../test/harness/faults/record.js'
 
 // What real Tekton cannot be made to do on demand, on the stand-ins: a
@@ -305,5 +309,44 @@ describe('Chains versions', () => {
     await expect(failure).rejects.toThrow(
       '; accepted: v0.20.0 or later; with the embedded registry (registry.local:5000) not v0.26.9',
     )
+  })
+})
+
+describe('withPromptReadiness, on the Tekton Pipelines release built here', () => {
+  type Container = { name: string; readinessProbe?: object; livenessProbe?: object }
+  const containersOf = (o: KubeObject) =>
+    ((o.spec as { template: { spec: { containers: Container[] } } }).template.spec.containers ??
+      []) as Container[]
+
+  it('probes readiness every second, unready as late as before; changes nothing else', async () => {
+    const release = await tektonPipeline.read()
+    const prompt = withPromptReadiness({ ...release, url: 'u', verifiedBy: 'v' } as TektonRelease)
+    const probed = release.objects.filter(
+      (o) => o.kind === 'Deployment' && containersOf(o).some((c) => c.readinessProbe),
+    )
+    // The controller, the webhook and the events controller.
+    expect(probed.map((o) => o.metadata.name).sort()).toEqual([
+      'tekton-events-controller',
+      'tekton-pipelines-controller',
+      'tekton-pipelines-webhook',
+    ])
+    for (const [i, before] of release.objects.entries()) {
+      const after = prompt.objects[i]!
+      if (!probed.includes(before)) {
+        expect(after).toBe(before)
+        continue
+      }
+      for (const [j, container] of containersOf(before).entries()) {
+        const changed = containersOf(after)[j]!
+        expect(changed.livenessProbe).toEqual(container.livenessProbe)
+        expect(changed.readinessProbe).toEqual({
+          ...container.readinessProbe,
+          initialDelaySeconds: 1,
+          periodSeconds: 1,
+          // The release's 10 s × 3 failures.
+          failureThreshold: 30,
+        })
+      }
+    }
   })
 })

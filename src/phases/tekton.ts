@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import * as core from '@actions/core'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { formatDuration } from '../duration.js'
 import { InputError, UserError } from '../errors.js'
 import { FIELD_MANAGER, applyManifests, applyObject } from '../kube/apply.js'
 import { apiMessage, statusOf, type Kube } from '../kube/client.js'
@@ -97,6 +98,22 @@ export function signingSecretData(key: SigningKey): Record<string, string> {
   }
 }
 
+/** Tekton's two installs, under way side by side. */
+export interface TektonInstall {
+  /** Pipelines installed (or a compatible one kept), once its webhook admits a Task. */
+  pipelines: Promise<ComponentResult>
+  /** Chains installed (or kept and reconfigured) with this run's config and key, its controller Available. */
+  chains: Promise<ComponentResult>
+  /**
+   * No Chains ran on the cluster before: nothing but the Chains being
+   * installed, which starts with this run's config and key, can sign what
+   * runs. A PipelineRun may then start before `chains` settles (Chains
+   * signs the runs that finished before it started). An earlier Chains may
+   * sign with its old key until it is replaced: then the run waits.
+   */
+  chainsIsNew: boolean
+}
+
 /**
  * Makes Tekton Pipelines and Chains ready on the cluster: installs the pinned
  * releases (or keeps compatible ones already running), with Chains configured
@@ -108,6 +125,21 @@ export async function installTekton(
   key: SigningKey,
   deps: TektonDeps,
 ): Promise<TektonResult> {
+  const install = await startTektonInstall(plan, key, deps)
+  const [pipelines, chains] = await Promise.all([install.pipelines, install.chains])
+  return { pipelines, chains }
+}
+
+/**
+ * Starts both installs once both releases are fetched and checked, and
+ * returns without waiting for them: the flow starts training as soon as
+ * Pipelines is ready, while a new Chains is still coming up.
+ */
+export async function startTektonInstall(
+  plan: Pick<Plan, 'tektonPipelinesVersion' | 'tektonChainsVersion' | 'embeddedRegistry'>,
+  key: SigningKey,
+  deps: TektonDeps,
+): Promise<TektonInstall> {
   const { kube, deadline } = deps
   const fetchRelease = deps.fetchRelease ?? fetchTektonRelease
   const asked = chainsSupport(plan.tektonChainsVersion, plan.embeddedRegistry)
@@ -144,15 +176,21 @@ export async function installTekton(
     keptChains ? undefined : fetchRelease('chains', plan.tektonChainsVersion),
   ])
   const chainsToApply = chainsRelease && withChainsSettings(chainsRelease, config, secret)
+  const pipelinesToApply = pipelinesRelease && withPromptReadiness(pipelinesRelease)
   // Pipelines and Chains share no objects: both installs run at once.
-  const [pipelines, chains] = await Promise.all([
-    keptPipelines ? kept('pipeline', keptPipelines) : install(kube, pipelinesRelease!, deadline),
-    keptChains
-      ? reconfigureChains(kube, keptChains, config, secret, deadline)
-      : installChains(kube, chainsToApply!, secret, deadline),
-  ])
-  await waitUntilAdmitted(kube, deadline)
-  return { pipelines, chains }
+  const pipelines = (async () => {
+    const result = keptPipelines
+      ? kept('pipeline', keptPipelines)
+      : await install(kube, pipelinesToApply!, deadline)
+    const admitting = Date.now()
+    await waitUntilAdmitted(kube, deadline)
+    core.info(`Tekton admits Tasks (waited ${formatDuration(Date.now() - admitting)})`)
+    return result
+  })()
+  const chains = keptChains
+    ? reconfigureChains(kube, keptChains, config, secret, deadline)
+    : installChains(kube, chainsToApply!, secret, deadline)
+  return { pipelines, chains, chainsIsNew: chainsFound === undefined }
 }
 
 async function installedVersion(
@@ -266,6 +304,53 @@ function withChainsSettings(
   return { ...release, objects }
 }
 
+interface Probe {
+  initialDelaySeconds?: number
+  periodSeconds?: number
+  failureThreshold?: number
+}
+
+/**
+ * Pipelines' Deployments probe readiness 5 s after start, then every 10 s:
+ * its webhook admits nothing (its Service has no endpoint) until a probe
+ * passes, and each probe that comes before it serves costs 10 s more. Probed
+ * from 1 s, every second instead; it still takes as long as before to be
+ * marked unready (failureThreshold scaled by the same factor). Nothing else
+ * of the release changes.
+ */
+export function withPromptReadiness(release: TektonRelease): TektonRelease {
+  const prompt = (probe: Probe): Probe => {
+    const period = probe.periodSeconds ?? 10
+    if (period <= 1) return probe
+    const unreadyAfter = period * (probe.failureThreshold ?? 3)
+    return { ...probe, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: unreadyAfter }
+  }
+  const objects = release.objects.map((o) => {
+    if (o.kind !== 'Deployment') return o
+    const spec = (o.spec ?? {}) as {
+      template?: { spec?: { containers?: { readinessProbe?: Probe }[] } }
+    }
+    const containers = spec.template?.spec?.containers
+    if (!containers?.some((c) => c.readinessProbe)) return o
+    return {
+      ...o,
+      spec: {
+        ...spec,
+        template: {
+          ...spec.template,
+          spec: {
+            ...spec.template?.spec,
+            containers: containers.map((c) =>
+              c.readinessProbe ? { ...c, readinessProbe: prompt(c.readinessProbe) } : c,
+            ),
+          },
+        },
+      },
+    }
+  })
+  return { ...release, objects }
+}
+
 /**
  * The controller's pod template names the key it must sign with (a hash of
  * the public key): installed over an earlier Chains with another key, the
@@ -302,12 +387,20 @@ async function install(
   core.info(
     `Tekton ${release.component} ${release.version}: applying ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})`,
   )
+  const started = Date.now()
   await applyManifests(kube, release.objects, deadline)
+  core.info(
+    `Tekton ${release.component}: ${release.objects.length} objects applied in ${formatDuration(Date.now() - started)}`,
+  )
   const deployments = release.objects.filter((o) => o.kind === 'Deployment')
   await Promise.all(
-    deployments.map((d) =>
-      waitUntilAvailable(kube, d.metadata.namespace ?? 'default', d.metadata.name, deadline),
-    ),
+    deployments.map(async (d) => {
+      const namespace = d.metadata.namespace ?? 'default'
+      await waitUntilAvailable(kube, namespace, d.metadata.name, deadline)
+      core.info(
+        `Deployment ${namespace}/${d.metadata.name} Available after ${formatDuration(Date.now() - started)}`,
+      )
+    }),
   )
   const { url, sha256, verifiedBy } = release
   return {

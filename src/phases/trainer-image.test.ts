@@ -49,7 +49,7 @@ function deps(docker: Docker, extra: Partial<TrainerImageDeps> = {}): TrainerIma
   return {
     docker,
     registry: client,
-    embeddedRegistry: embedded,
+    embeddedRegistry: () => embedded,
     runTag: 'run-7-1',
     actionRoot: repoRoot,
     workDir,
@@ -167,7 +167,7 @@ describe('prepareTrainerImage', () => {
       await prepareTrainerImage({ source: 'published', image: byDigest }, deps(docker)),
     ).toEqual({ image: byDigest, origin: 'given' })
     // On an existing cluster there is no registry to push to.
-    const none = deps(docker, { embeddedRegistry: Promise.resolve(undefined) })
+    const none = deps(docker, { embeddedRegistry: () => Promise.resolve(undefined) })
     expect(await prepareTrainerImage({ source: 'input', image: byTag }, none)).toEqual({
       image: byTag,
       origin: 'given',

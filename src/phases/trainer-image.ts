@@ -43,9 +43,10 @@ export interface TrainerImageDeps {
   registry: RegistryClient
   /**
    * Settles once the cluster phase is done: the embedded registry when it
-   * answers, undefined when the run has none.
+   * answers, undefined when the run has none. Called when needed, so that the
+   * wait is counted as one (Timings' WaitFor).
    */
-  embeddedRegistry: Promise<{ host: string } | undefined>
+  embeddedRegistry: () => Promise<{ host: string } | undefined>
   /** Tag for a pushed runner image (the run id), so concurrent jobs' copies do not collide. */
   runTag: string
   /** The action's own root: Containerfile and trainer/. */
@@ -74,7 +75,7 @@ export async function prepareTrainerImage(
 
   const given = trainer.image
   if (given.digest) return { image: given, origin: 'given' }
-  if (!(await deps.embeddedRegistry)) return { image: given, origin: 'given' }
+  if (!(await deps.embeddedRegistry())) return { image: given, origin: 'given' }
   const local = formatReference(given)
   if (!(await deps.docker.hasImage(local))) return { image: given, origin: 'given' }
   const target = { registry: loopback, repository: TRAINER_REPOSITORY, tag: deps.runTag }
@@ -117,7 +118,7 @@ async function buildAndPush(
 
 /** Pushes a tagged local image once the embedded registry answers; its reference there by digest. */
 async function push(target: Reference, deps: TrainerImageDeps): Promise<Reference> {
-  if (!(await deps.embeddedRegistry)) {
+  if (!(await deps.embeddedRegistry())) {
     // The Plan starts the registry whenever a trainer image is pushed.
     throw new Error('the trainer image needs the embedded registry, and the run has none')
   }

@@ -7,6 +7,7 @@ import { verifyImageAttachments } from '../../src/cosign/attached.js'
 import { connect } from '../../src/kube/client.js'
 import { RegistryClient } from '../../src/oci/client.js'
 import { parseReference } from '../../src/oci/reference.js'
+import type { TimingsDocument } from '../../src/timing.js'
 import { ecVersion } from '../../src/versions.js'
 import { runActionStep, type ActionStep } from '../harness/action.js'
 import { bursts, startApiProxy } from '../harness/faults/api-proxy.js'
@@ -221,19 +222,43 @@ describe('the action, end to end on an existing cluster: the verdict gate', () =
       subject: { digest: { sha256: string } }[]
     }
     expect(provenance.subject.map((s) => `sha256:${s.digest.sha256}`)).toContain(served.digest)
-    // Each phase is logged with its duration.
-    for (const phase of [
+    // Each phase is logged with its duration, and written to the timings file
+    // with what it waited for; the summary draws them.
+    const phases = [
       'Signing key',
       'Cluster',
       'Dataset',
-      'Tekton',
+      'Tekton Pipelines',
+      'Tekton Chains',
       'Registry credentials',
+      'ec install',
       'Pipeline',
       'Chains',
       'Enterprise Contract',
-    ]) {
+    ]
+    for (const phase of phases) {
       expect(step.stdout).toMatch(new RegExp(`^${phase}: done in \\d`, 'm'))
     }
+    const timings = JSON.parse(step.files.timings!) as TimingsDocument
+    expect(timings.phases.map((p) => p.phase).sort()).toEqual(expect.arrayContaining(phases.sort()))
+    const timed = (name: string) => timings.phases.find((p) => p.phase === name)!
+    // Each phase started after what it waited for had ended.
+    for (const phase of timings.phases) {
+      for (const before of phase.after) {
+        expect(phase.start, `${phase.phase} after ${before}`).toBeGreaterThanOrEqual(
+          timed(before).end,
+        )
+      }
+    }
+    expect(timed('Chains').after).toEqual(['Pipeline', 'Tekton Chains'])
+    expect(timings.criticalPath.phases.slice(-3)).toEqual([
+      'Pipeline',
+      'Chains',
+      'Enterprise Contract',
+    ])
+    expect(timings.criticalPath.ms).toBeLessThanOrEqual(timings.wallMs)
+    expect(timings.sequentialMs).toBeGreaterThanOrEqual(timings.criticalPath.ms)
+    expect(step.summary).toMatch(/^```mermaid\ngantt\n/m)
     // ec: downloaded, checked and cached, then run on the model by digest.
     expectEcFromTheReleaseHost(step)
     expect(step.stdout).toContain(`--image ${step.outputs.image}`)

@@ -13,8 +13,10 @@ export interface ActionStep {
   /** What the step saved with core.saveState, handed to the post step. */
   state: Record<string, string>
   summary: string
-  /** Contents of the files the `report` and `provenance` outputs name, read before RUNNER_TEMP goes. */
+  /** Contents of the files the `report`, `provenance` and `timings` outputs name, read before RUNNER_TEMP goes. */
   files: Record<string, string>
+  /** From the step's start to its end. */
+  wallMs: number
 }
 
 /**
@@ -29,6 +31,11 @@ export async function runActionStep(
     env?: Record<string, string>
     /** Called once the step runs (in a process group of its own): to stop it half-way, say. */
     whileRunning?: (step: RunningStep) => Promise<void>
+    /**
+     * Search every artefact for the secret inputs (default). The benchmark
+     * turns it off: watching /proc costs CPU the step would otherwise have.
+     */
+    searchSecrets?: boolean
   } = {},
 ): Promise<ActionStep> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'oml-step-'))
@@ -55,27 +62,31 @@ export async function runActionStep(
     }
     for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value
 
-    const commandLines = watchCommandLines()
+    const commandLines = options.searchSecrets === false ? undefined : watchCommandLines()
+    const started = performance.now()
     const { code, stdout, stderr } = await runBundle(env, options.whileRunning)
+    const wallMs = performance.now() - started
     const outputs = parseFileCommand(await readFile(files.GITHUB_OUTPUT, 'utf8'))
     const state = parseFileCommand(await readFile(files.GITHUB_STATE, 'utf8'))
     // Every secret input, searched for in all the step left; `::add-mask::`
     // lines are how it is masked, read by the runner and never shown.
     const written = [dir, ...(env.RUNNER_TEMP === dir ? [] : [env.RUNNER_TEMP!])]
-    expectNoSecrets(
-      `the action step (${Object.keys(inputs).join(', ')})`,
-      await secretInputs(inputs),
-      [
-        { name: 'stdout', text: stdout.replace(/^::add-mask::.*$/gm, '') },
-        { name: 'stderr', text: stderr },
-        ...Object.entries(outputs).map(([name, text]) => ({ name: `output ${name}`, text })),
-        ...Object.entries(state).map(([name, text]) => ({ name: `state ${name}`, text })),
-        ...(await Promise.all(written.map((d) => filesUnder(d).catch(() => [])))).flat(),
-        ...(await commandLines.stop()),
-      ],
-    )
+    if (commandLines) {
+      expectNoSecrets(
+        `the action step (${Object.keys(inputs).join(', ')})`,
+        await secretInputs(inputs),
+        [
+          { name: 'stdout', text: stdout.replace(/^::add-mask::.*$/gm, '') },
+          { name: 'stderr', text: stderr },
+          ...Object.entries(outputs).map(([name, text]) => ({ name: `output ${name}`, text })),
+          ...Object.entries(state).map(([name, text]) => ({ name: `state ${name}`, text })),
+          ...(await Promise.all(written.map((d) => filesUnder(d).catch(() => [])))).flat(),
+          ...(await commandLines.stop()),
+        ],
+      )
+    }
     const named: Record<string, string> = {}
-    for (const output of ['report', 'provenance']) {
+    for (const output of ['report', 'provenance', 'timings']) {
       const file = outputs[output]
       if (file) named[output] = await readFile(file, 'utf8')
     }
@@ -87,6 +98,7 @@ export async function runActionStep(
       files: named,
       state,
       summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
+      wallMs,
     }
   } finally {
     await rm(dir, { recursive: true, force: true })

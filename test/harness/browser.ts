@@ -167,6 +167,8 @@ export interface DrawnDiagram {
   nodes: DrawnNode[]
   /** Number of drawn edges (arrows). */
   edges: number
+  /** The bars of a Gantt chart, in drawing order: the task's id, classes, label, place and length. */
+  bars: { id: string; classes: string[]; label: string; x: number; width: number }[]
   /** The SVG's stylesheet, its own id written `#diagram`: the theme and classDefs in force. */
   style: string
   /** Every element name in the SVG, once each, sorted. */
@@ -240,6 +242,7 @@ interface PageElement {
   innerText: string
   textContent: string | null
   classList: Iterable<string>
+  getAttribute(name: string): string | null
   querySelector(selector: string): PageElement | null
   querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>
 }
@@ -272,12 +275,20 @@ async function renderIn(page: Page, definition: string, id: string): Promise<Dra
         }
       })
       const edges = out.querySelectorAll('.edgePaths path, path.flowchart-link').length
+      const bars = Array.from(out.querySelectorAll('rect.task'), (bar) => ({
+        id: bar.id,
+        classes: Array.from(bar.classList),
+        label: out.querySelector(`[id="${bar.id}-text"]`)?.textContent ?? '',
+        x: Number(bar.getAttribute('x')),
+        width: Number(bar.getAttribute('width')),
+      }))
       const all = Array.from(out.querySelectorAll('svg, svg *'))
       const style = out.querySelector('svg > style')?.textContent ?? ''
       return {
         svg: out.innerHTML,
         nodes,
         edges,
+        bars,
         style: style.split(`#${id}`).join('#diagram'),
         elements: [...new Set(all.map((e) => e.localName))].sort(),
         handlers: all.flatMap((e) =>
@@ -291,6 +302,10 @@ async function renderIn(page: Page, definition: string, id: string): Promise<Dra
 
 /** The first ```mermaid block of a Markdown document, without its fences. */
 export function mermaidBlock(markdown: string): string | undefined {
-  const match = /^```mermaid\n([\s\S]*?)\n```$/m.exec(markdown)
-  return match?.[1]
+  return mermaidBlocks(markdown)[0]
+}
+
+/** Every ```mermaid block of a Markdown document, without their fences. */
+export function mermaidBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/^```mermaid\n([\s\S]*?)\n```$/gm)].map((m) => m[1]!)
 }

@@ -33,7 +33,7 @@ beforeAll(async () => {
     {
       docker: new Docker(),
       registry: new RegistryClient({ insecure: () => true }),
-      embeddedRegistry: Promise.resolve({ host: 'registry.local:5000' }),
+      embeddedRegistry: () => Promise.resolve({ host: 'registry.local:5000' }),
       runTag: 'image-test',
       actionRoot: repoRoot,
       workDir: work,

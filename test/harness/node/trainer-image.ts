@@ -21,7 +21,7 @@ export async function buildTrainerImage(
     {
       docker: new Docker(),
       registry: new RegistryClient({ insecure: () => true }),
-      embeddedRegistry: Promise.resolve({ host: registry.name }),
+      embeddedRegistry: () => Promise.resolve({ host: registry.name }),
       // Only a pushed runner image is tagged with it; a build is tagged by its inputs.
       runTag: 'node-test',
       actionRoot: repoRoot,
