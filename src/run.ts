@@ -340,8 +340,9 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
       { grouped: false },
     ),
   )
-  // Both installs start once both releases are fetched; each is a phase of
-  // its own from then (in an object, so that `after` does not wait for them).
+  // Both installs start together once both releases are fetched and checked;
+  // each is timed as a phase of its own, fetch included (returned in an
+  // object, so that `after` does not wait for them).
   const tekton = after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) => {
     const install = startTektonInstall(plan, key, { kube: cluster.kube, deadline })
     const options = { grouped: false, after: ['Cluster', 'Signing key'] }
@@ -418,7 +419,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
       chainsIsNew: await chainsIsNew,
     }
   } catch (err) {
-    // What the Chains install creates must be known when the run ends.
+    // The Chains install is not left running behind a failed run.
     await Promise.allSettled([chainsInstallPhase])
     throw err
   }
@@ -496,11 +497,6 @@ function trainerLine(trainer: TrainerImage): string {
 }
 
 /**
- * Like Promise.all, but waits for every phase to settle before throwing the
- * first failure: a cluster still being created must be recorded for cleanup
- * before the step ends.
- */
-/**
  * `work`'s result, unless `other` fails first: then `other`'s error, at once
  * (a Chains that did not install fails the run without waiting for the training).
  */
@@ -517,6 +513,11 @@ function logTektonComponent(component: ComponentResult): void {
   )
 }
 
+/**
+ * Like Promise.all, but waits for every phase to settle before throwing the
+ * first failure: a cluster still being created must be recorded for cleanup
+ * before the step ends.
+ */
 async function settled<T extends readonly unknown[]>(
   work: readonly [...{ [K in keyof T]: Promise<T[K]> }],
 ): Promise<T> {

@@ -315,7 +315,7 @@ describe('real Tekton Chains installed by the action', () => {
     expect(data['cosign.pub']).toBe(key.publicKeyPem)
   })
 
-  it('Chains scaled to zero: the Chains phase gives up at its deadline, saying the controller is scaled to zero', async () => {
+  it('Chains scaled to zero: the Chains phase gives up at its deadline, saying so; scaled up again, Chains signs the run that ended meanwhile', async () => {
     const scale = (replicas: number) =>
       cluster.client.apps.patchNamespacedDeployment(
         { name: CHAINS_CONTROLLER, namespace: CHAINS_NAMESPACE, body: { spec: { replicas } } },
@@ -335,21 +335,41 @@ describe('real Tekton Chains installed by the action', () => {
         { image, dataset, trainerImage: trainer, params: {}, ...target },
         { kube: cluster.client, deadline: Date.now() + 300_000, output: quiet },
       )
-      const failure = waitForChains(
-        {
-          pipelineRun: run.pipelineRun,
-          image: { ...image, tag: undefined, digest: run.imageDigest as Digest },
-          publicKeyPem: first.key.publicKeyPem,
-          provenancePath: path.join(dirs.temp, 'unsigned.json'),
-        },
-        { kube: cluster.client, registry: client, deadline: Date.now() + 10_000 },
-      )
+      const model = { ...image, tag: undefined, digest: run.imageDigest as Digest }
+      const signed = {
+        pipelineRun: run.pipelineRun,
+        image: model,
+        publicKeyPem: first.key.publicKeyPem,
+        provenancePath: path.join(dirs.temp, 'unsigned.json'),
+      }
+      const failure = waitForChains(signed, {
+        kube: cluster.client,
+        registry: client,
+        deadline: Date.now() + 10_000,
+      })
       await expect(failure).rejects.toThrow(
         new RegExp(
           `^timed out after [\\d.]+s waiting for Tekton Chains to sign PipelineRun ${run.pipelineRun} and its TaskRuns; last seen: not signed: .*\\. The Tekton Chains controller is scaled to zero \\(Deployment tekton-chains/tekton-chains-controller has 0 replicas\\)\\.`,
         ),
       )
       recordFault('Chains scaled to zero (real Chains)', 'reported')
+
+      // A controller that starts after a run ended signs it: why the training
+      // need not wait for a Chains installed new (TektonInstall.chainsIsNew).
+      // With the key the tests before left in signing-secrets; the phase
+      // checks the .sig and both .att layers with it.
+      await scale(1)
+      const { 'cosign.pub': publicKeyPem } = await signingSecretKeys()
+      const late = await waitForChains(
+        {
+          ...signed,
+          publicKeyPem: publicKeyPem!,
+          provenancePath: path.join(dirs.temp, 'late.json'),
+        },
+        { kube: cluster.client, registry: client, deadline: Date.now() + 180_000 },
+      )
+      expect(late.signatures).toBe(1)
+      expect(late.attestations).toBe(2)
     } finally {
       await scale(1)
       await waitUntilAvailable(
