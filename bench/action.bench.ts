@@ -135,7 +135,7 @@ async function measure(stage: Stage, dirs: RunnerDirs, run: string): Promise<Mea
       phase: p.phase,
       start: p.start,
       ms: p.ms,
-      waited: p.waitedMs,
+      waited: p.ms - ownMs(p),
     })),
   }
 }

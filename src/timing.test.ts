@@ -1,9 +1,15 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { criticalPath, Timings, timingsDocument, type PhaseTiming } from './timing.js'
+import { criticalPath, ownMs, Timings, timingsDocument, type PhaseTiming } from './timing.js'
 
-function timed(phase: string, start: number, ms: number, after: string[] = [], waitedMs = 0) {
-  return { phase, start, end: start + ms, ms, ok: true, after, waitedMs } satisfies PhaseTiming
+function timed(
+  phase: string,
+  start: number,
+  ms: number,
+  after: string[] = [],
+  waits: PhaseTiming['waits'] = [],
+) {
+  return { phase, start, end: start + ms, ms, ok: true, after, waits } satisfies PhaseTiming
 }
 
 describe('criticalPath', () => {
@@ -22,18 +28,28 @@ describe('criticalPath', () => {
     })
   })
 
-  it("counts a phase's own time only: a wait part-way belongs to the phase waited for", () => {
+  it('a wait part-way: only the time after it follows the phase waited for', () => {
     const phases = [
       timed('Cluster', 0, 50_000),
-      // Built in 20 s, then waited 30 s for the cluster's registry, pushed in 5 s.
-      timed('Trainer image', 0, 55_000, ['Cluster'], 30_000),
+      // Built in 20 s beside the cluster, waited 30 s for its registry, pushed in 5 s.
+      timed('Trainer image', 0, 55_000, [], [{ phase: 'Cluster', from: 20_000, to: 50_000 }]),
       timed('Registry check', 55_000, 2_000, ['Trainer image']),
     ]
     expect(criticalPath(phases)).toEqual({
       phases: ['Cluster', 'Trainer image', 'Registry check'],
-      ms: 77_000,
+      ms: 57_000,
     })
+    // Its own 25 s count once, the wait not at all.
     expect(timingsDocument(new Date(0), phases).sequentialMs).toBe(77_000)
+  })
+
+  it('a wait part-way that ended before the phase would have anyway: its own time decides', () => {
+    const phases = [
+      timed('Cluster', 0, 10_000),
+      // Built in 40 s, waited 0 s for a registry that was long there, pushed in 5 s.
+      timed('Trainer image', 0, 45_000, [], [{ phase: 'Cluster', from: 40_000, to: 40_000 }]),
+    ]
+    expect(criticalPath(phases)).toEqual({ phases: ['Trainer image'], ms: 45_000 })
   })
 
   it('leaves out phases named but never run, and is empty without phases', () => {
@@ -64,12 +80,14 @@ describe('Timings', () => {
       }),
     ).rejects.toThrow('no')
     const [a, b, c] = timings.phases
-    expect(a).toMatchObject({ phase: 'First', ok: true, after: [], waitedMs: 0 })
-    expect(b).toMatchObject({ phase: 'Second', ok: true, after: ['First'] })
+    expect(a).toMatchObject({ phase: 'First', ok: true, after: [], waits: [] })
+    expect(b).toMatchObject({ phase: 'Second', ok: true, after: [] })
     // Second waited part-way for First, from about 20 ms to First's end (200 ms).
-    expect(b!.waitedMs).toBeGreaterThan(0)
-    expect(b!.waitedMs).toBeLessThan(b!.ms)
-    expect(b!.end).toBeGreaterThanOrEqual(a!.end)
+    expect(b!.waits).toEqual([{ phase: 'First', from: expect.any(Number), to: expect.any(Number) }])
+    const [wait] = b!.waits
+    expect(wait!.from).toBeGreaterThanOrEqual(b!.start)
+    expect(wait!.to).toBeGreaterThanOrEqual(a!.end)
+    expect(ownMs(b!)).toBeLessThan(b!.ms)
     expect(c).toMatchObject({ phase: 'Third', ok: false, after: ['Second'] })
     expect(c!.start).toBeGreaterThanOrEqual(b!.end)
     const document = timings.document()

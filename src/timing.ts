@@ -11,18 +11,22 @@ export interface PhaseTiming {
   /** end - start. */
   ms: number
   ok: boolean
-  /** The phases it waited for: before it started, or part-way (see waitedMs). */
+  /** The phases it waited for before it started. */
   after: string[]
-  /** Of ms, the time spent part-way waiting for another phase (the trainer's push, for the registry). */
-  waitedMs: number
+  /**
+   * Where it waited part-way for another phase (the trainer image, built
+   * beside the cluster, waits for its registry to push), in ms since the run
+   * started.
+   */
+  waits: { phase: string; from: number; to: number }[]
 }
 
 /** Inside a phase, waits for another phase's result and counts the wait as that phase's, not this one's. */
 export type WaitFor = <U>(phase: string, result: () => Promise<U>) => Promise<U>
 
-/** A phase's own time: what it adds when phases run one after another. */
+/** A phase's own time, without its waits part-way: what it adds when phases run one after another. */
 export function ownMs(phase: PhaseTiming): number {
-  return phase.ms - phase.waitedMs
+  return phase.waits.reduce((own, w) => own - (w.to - w.from), phase.ms)
 }
 
 /** The run's phases on one path of waits: the longest such path decides the run's time. */
@@ -63,15 +67,13 @@ export class Timings {
     options: { grouped?: boolean; after?: readonly string[] } = {},
   ): Promise<T> {
     const start = this.now()
-    const after = [...(options.after ?? [])]
-    let waitedMs = 0
+    const waits: PhaseTiming['waits'] = []
     const waitFor: WaitFor = async (phase, result) => {
-      if (!after.includes(phase)) after.push(phase)
       const from = this.now()
       try {
         return await result()
       } finally {
-        waitedMs += this.now() - from
+        waits.push({ phase, from, to: this.now() })
       }
     }
     let ok = false
@@ -82,7 +84,8 @@ export class Timings {
       return result
     } finally {
       const end = this.now()
-      this.phases.push({ phase: name, start, end, ms: end - start, ok, after, waitedMs })
+      const after = [...(options.after ?? [])]
+      this.phases.push({ phase: name, start, end, ms: end - start, ok, after, waits })
       core.info(`${name}: ${ok ? 'done' : 'failed'} in ${formatDuration(end - start)}`)
     }
   }
@@ -108,9 +111,11 @@ export function timingsDocument(startedAt: Date, phases: readonly PhaseTiming[])
 }
 
 /**
- * The longest path of waits through the phases: each phase's own time plus the
- * longest path among the phases it waited for (what no concurrency can save). Phases it names that did not
- * run (a failed run) are left out.
+ * The longest path of waits through the phases (what no concurrency can save).
+ * A phase adds its own time to the longest path among the phases it waited
+ * for before it started; a phase it waited for part-way leads into it only
+ * with the time after that wait. Phases named that did not run (a failed run)
+ * are left out.
  */
 export function criticalPath(phases: readonly PhaseTiming[]): CriticalPath {
   const byName = new Map(phases.map((p) => [p.phase, p]))
@@ -118,15 +123,24 @@ export function criticalPath(phases: readonly PhaseTiming[]): CriticalPath {
   const pathTo = (phase: PhaseTiming, seen: ReadonlySet<string>): CriticalPath => {
     const known = longest.get(phase.phase)
     if (known) return known
-    let before: CriticalPath = { phases: [], ms: 0 }
-    for (const name of phase.after) {
+    const via = (name: string): CriticalPath | undefined => {
       const dependency = byName.get(name)
       // A phase cannot wait for itself; a cycle would be a bug in run.ts.
-      if (!dependency || seen.has(name)) continue
-      const candidate = pathTo(dependency, new Set([...seen, name]))
-      if (candidate.ms > before.ms) before = candidate
+      if (!dependency || seen.has(name)) return undefined
+      return pathTo(dependency, new Set([...seen, name]))
     }
-    const result = { phases: [...before.phases, phase.phase], ms: before.ms + ownMs(phase) }
+    let before: CriticalPath = { phases: [], ms: 0 }
+    for (const name of phase.after) {
+      const candidate = via(name)
+      if (candidate && candidate.ms > before.ms) before = candidate
+    }
+    let result = { phases: [...before.phases, phase.phase], ms: before.ms + ownMs(phase) }
+    for (const wait of phase.waits) {
+      const candidate = via(wait.phase)
+      if (!candidate) continue
+      const ms = candidate.ms + (phase.end - wait.to)
+      if (ms > result.ms) result = { phases: [...candidate.phases, phase.phase], ms }
+    }
     longest.set(phase.phase, result)
     return result
   }

@@ -204,8 +204,8 @@ describe('hostile names', () => {
     model: { registry: 'reg.io', repository: 'style x:#f00; classDef y', digest },
     publicKeyPem: 'not a key',
     timings: timingsDocument(new Date(0), [
-      { phase: 'Dataset', start: 0, end: 1, ms: 1, ok: true, after: [], waitedMs: 0 },
-      { phase: 'Chains', start: 1, end: 2, ms: 1, ok: false, after: [], waitedMs: 0 },
+      { phase: 'Dataset', start: 0, end: 1, ms: 1, ok: true, after: [], waits: [] },
+      { phase: 'Chains', start: 1, end: 2, ms: 1, ok: false, after: [], waits: [] },
     ]),
     failOnViolation: true,
   }

@@ -23,7 +23,7 @@ const timed = (phase: string, ok: boolean): PhaseTiming => ({
   ms: 1,
   ok,
   after: [],
-  waitedMs: 0,
+  waits: [],
 })
 const done = (phase: string) => timed(phase, true)
 const failed = (phase: string) => timed(phase, false)

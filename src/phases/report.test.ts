@@ -73,7 +73,7 @@ function knownFromProvenance(): Omit<RunReport, 'verdict' | 'failOnViolation'> {
 /** A run as run.ts times it: which phase waited for which, and when each ran. */
 const PREPARED = ['Signing key', 'Dataset', 'Cluster', 'Registry credentials', 'Tekton Pipelines']
 function timed(phase: string, start: number, ms: number, after: string[], ok = true): PhaseTiming {
-  return { phase, start, end: start + ms, ms, ok, after, waitedMs: 0 }
+  return { phase, start, end: start + ms, ms, ok, after, waits: [] }
 }
 const TEKTON = ['Cluster', 'Signing key']
 // A new Chains: the training starts without waiting for it.

@@ -322,7 +322,7 @@ function timingsSection(timings: TimingsDocument | undefined): string {
     cellText(t.phase, MAX_NAME),
     formatDuration(t.start),
     formatDuration(t.ms),
-    t.after.length > 0 ? cellText(t.after.join(', '), MAX_NAME) : '',
+    cellText([...t.after, ...t.waits.map((w) => `${w.phase} (part-way)`)].join(', '), MAX_NAME),
     t.ok ? 'done' : 'failed',
   ])
   return [
