@@ -15,7 +15,7 @@ export function ganttChart(timings: TimingsDocument): string {
     const tag = critical.has(p.phase) ? 'crit' : 'done'
     // Mermaid ends a task's name at ':' and a statement at ';' or '#'.
     const name = `${p.phase}${p.ok ? '' : ' (failed)'}`.replace(/[:;#]/g, ' ')
-    // A bar of at least 1 ms: Mermaid drops a task that ends where it starts.
+    // At least 1 ms long: a phase of 0 ms still gets a bar to hover.
     const end = Math.max(p.end, p.start + 1)
     return `  ${name}:${tag}, phase${i}, ${origin + p.start}, ${origin + end}`
   })
