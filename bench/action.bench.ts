@@ -15,7 +15,7 @@
  * that failed means nothing. BENCH_RUNS sets the number of first runs (3).
  */
 import { spawnSync } from 'node:child_process'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, it } from 'vitest'
 import { formatReference } from '../src/oci/reference.js'
@@ -163,10 +163,13 @@ function startTime(args: string[], times = 7): number {
 }
 
 async function bundleSizes(): Promise<Record<string, number>> {
-  const sizes: Record<string, number> = { 'dist/index.js': (await stat('dist/index.js')).size }
-  const cli = spawnSync('sh', ['-c', 'du -cb dist/cli/*.js | tail -1'], { encoding: 'utf8' })
-  sizes['dist/cli/*.js'] = Number(cli.stdout.split('\t')[0])
-  return sizes
+  const size = async (file: string) => (await stat(path.join(repoRoot, file))).size
+  const chunks = (await readdir(path.join(repoRoot, 'dist/cli'))).filter((f) => f.endsWith('.js'))
+  const cli = await Promise.all(chunks.map((f) => size(`dist/cli/${f}`)))
+  return {
+    'dist/index.js': await size('dist/index.js'),
+    'dist/cli/*.js': cli.reduce((sum, bytes) => sum + bytes, 0),
+  }
 }
 
 function printRun(m: Measured): void {
