@@ -114,7 +114,6 @@ async function measure(stage: Stage, dirs: RunnerDirs, run: string): Promise<Mea
     },
   )
   // The step's log, to read where a slow phase spent its time.
-  await mkdir(path.dirname(RESULTS), { recursive: true })
   await writeFile(path.join(path.dirname(RESULTS), `${run}.log`), step.stdout)
   if (step.code !== 0 || step.outputs.verdict !== 'pass' || !step.files.timings) {
     throw new Error(
@@ -189,6 +188,7 @@ function printRun(m: Measured): void {
 
 describe('benchmark', () => {
   it(`${RUNS} first runs on fresh clusters, then a second run on the kept cluster`, async () => {
+    await mkdir(path.dirname(RESULTS), { recursive: true })
     const dirs = await useRunnerDirs()
     const firsts: Measured[] = []
     let second: Measured | undefined
@@ -254,7 +254,6 @@ describe('benchmark', () => {
       say(`  ${command.padEnd(30)} ${Math.round(ms)} ms${target}`)
     }
 
-    await mkdir(path.dirname(RESULTS), { recursive: true })
     await writeFile(
       RESULTS,
       `${JSON.stringify({ date: new Date().toISOString(), firsts, second, helpers, sizes }, null, 2)}\n`,
