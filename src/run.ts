@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
 import { bundledFile } from './bundled.js'
+import { FailFast, settled, unlessFailed } from './concurrency.js'
 import { errorMessage, UserError } from './errors.js'
 import { actionInputSource, InputErrors, readPlan, type InputSource } from './inputs.js'
 import { formatReference } from './oci/reference.js'
@@ -258,27 +259,15 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   // The first phase to fail stops every phase that has not started yet (a
   // missing dataset must not wait for Tekton to install); phases under way
   // finish, so that what they create is recorded for the cleanup.
-  const failFast = new AbortController()
+  const failFast = new FailFast()
   // The cluster and trainer phases create things side by side: one record of both.
   const created: CreatedResources = {}
   const record = (change: CreatedResources): void => {
     Object.assign(created, change)
     hooks.record({ ...created })
   }
-  const watched = <T>(phase: Promise<T>): Promise<T> => {
-    phase.catch((err: unknown) => failFast.abort(err))
-    return phase
-  }
-  /** Starts a phase once what it needs is there, unless another has failed meanwhile. */
-  const after = <A, T>(needs: Promise<A>, start: (ready: A) => Promise<T>): Promise<T> =>
-    watched(
-      needs.then((ready) => {
-        failFast.signal.throwIfAborted()
-        return start(ready)
-      }),
-    )
 
-  const signingKeyPhase = watched(
+  const signingKeyPhase = failFast.watched(
     timings.phase(
       'Signing key',
       async () => {
@@ -289,7 +278,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
       { grouped: false },
     ),
   )
-  const clusterPhase = watched(
+  const clusterPhase = failFast.watched(
     timings.phase(
       'Cluster',
       () =>
@@ -306,22 +295,24 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   )
   // A dataset in the embedded registry can only be looked up once that exists.
   const datasetNeedsCluster = plan.dataset.registry === EMBEDDED_REGISTRY
-  const datasetPhase = after(datasetNeedsCluster ? clusterPhase : Promise.resolve(undefined), () =>
-    timings.phase(
-      'Dataset',
-      async () => {
-        const resolved = await resolveDataset(plan, registry)
-        report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
-        return resolved
-      },
-      { grouped: false, after: datasetNeedsCluster ? ['Cluster'] : [] },
-    ),
+  const datasetPhase = failFast.after(
+    datasetNeedsCluster ? clusterPhase : Promise.resolve(undefined),
+    () =>
+      timings.phase(
+        'Dataset',
+        async () => {
+          const resolved = await resolveDataset(plan, registry)
+          report.dataset = { url: formatReference(resolved.requested), digest: resolved.digest }
+          return resolved
+        },
+        { grouped: false, after: datasetNeedsCluster ? ['Cluster'] : [] },
+      ),
   )
   // Awaited by the trainer phase only once its image is built: until then a
   // failed cluster must not count as an unhandled rejection.
   const embeddedRegistry = clusterPhase.then((cluster) => cluster.embeddedRegistry)
   embeddedRegistry.catch(() => undefined)
-  const trainerPhase = watched(
+  const trainerPhase = failFast.watched(
     timings.phase(
       'Trainer image',
       (waitFor) =>
@@ -343,7 +334,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   // Both installs start together once both releases are fetched and checked;
   // each is timed as a phase of its own, fetch included (returned in an
   // object, so that `after` does not wait for them).
-  const tekton = after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) => {
+  const tekton = failFast.after(Promise.all([clusterPhase, signingKeyPhase]), ([cluster, key]) => {
     const install = startTektonInstall(plan, key, { kube: cluster.kube, deadline })
     const options = { grouped: false, after: ['Cluster', 'Signing key'] }
     return Promise.resolve({
@@ -354,9 +345,9 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   })
   const tektonInstall = tekton.then(({ install }) => install)
   tektonInstall.catch(() => undefined)
-  const pipelinesPhase = watched(tekton.then(({ pipelines }) => pipelines))
-  const chainsInstallPhase = watched(tekton.then(({ chains }) => chains))
-  const credentialsPhase = after(clusterPhase, ({ kube }) =>
+  const pipelinesPhase = failFast.watched(tekton.then(({ pipelines }) => pipelines))
+  const chainsInstallPhase = failFast.watched(tekton.then(({ chains }) => chains))
+  const credentialsPhase = failFast.after(clusterPhase, ({ kube }) =>
     timings.phase(
       'Registry credentials',
       async () => {
@@ -371,7 +362,7 @@ async function prepare(plan: Plan, ctx: PrepareContext) {
   // Tekton installs (the runner and the nodes were checked by the cluster
   // phase), and so pulls the trainer image into the node before the training
   // needs it.
-  const registryCheckPhase = after(
+  const registryCheckPhase = failFast.after(
     Promise.all([clusterPhase, trainerPhase, credentialsPhase]),
     async ([cluster, trainer]) =>
       cluster.embeddedRegistry &&
@@ -496,33 +487,10 @@ function trainerLine(trainer: TrainerImage): string {
   }
 }
 
-/**
- * `work`'s result, unless `other` fails first: then `other`'s error, at once
- * (a Chains that did not install fails the run without waiting for the training).
- */
-async function unlessFailed<T>(other: Promise<unknown>, work: Promise<T>): Promise<T> {
-  work.catch(() => undefined)
-  return Promise.race([work, other.then(() => work)])
-}
-
 function logTektonComponent(component: ComponentResult): void {
   const release = component.release
   core.info(
     `Tekton ${component.component} ${component.version}: ${component.action}` +
       (release ? ` from ${release.url} (sha256 ${release.sha256}, ${release.verifiedBy})` : ''),
   )
-}
-
-/**
- * Like Promise.all, but waits for every phase to settle before throwing the
- * first failure: a cluster still being created must be recorded for cleanup
- * before the step ends.
- */
-async function settled<T extends readonly unknown[]>(
-  work: readonly [...{ [K in keyof T]: Promise<T[K]> }],
-): Promise<T> {
-  const results = await Promise.allSettled(work)
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failed) throw failed.reason
-  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
