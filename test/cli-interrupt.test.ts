@@ -1,7 +1,7 @@
 /**
  * Runs stopped half-way. `oml-chains run` from the committed bundle is
  * stopped while the real kind creates a cluster (the node image is a
- * stand-in that never boots: test/harness/kind-node.ts) and the trainer image
+ * stand-in that never answers: test/harness/kind-node.ts) and the trainer image
  * is built in the real Docker engine; then the test looks at the machine. The
  * action's main step is killed the same way, and its post step cleans up.
  * Every run goes through the internet stand-in: none may ask it for anything.
@@ -13,6 +13,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunResult } from '../src/cli/run.js'
+import { stageBuildContext, trainerBuildContext } from '../src/phases/trainer-build.js'
+import { Docker } from '../src/tools/docker.js'
 import { runActionStep } from './harness/action.js'
 import { docker, trainerBaseImage } from './harness/docker.js'
 import { startInternetStandIn, type InternetStandIn } from './harness/internet.js'
@@ -35,16 +37,39 @@ let hostsBefore: string
 const clusters: string[] = []
 let count = 0
 
+/** A tag of the test's own on the trainer image the runs build. */
+const LAYERS_TAG = `oml-chains-test/trainer-layers:${process.pid}`
+
+/**
+ * Builds the trainer image once, as the runs will, under LAYERS_TAG: the
+ * runs' builds then come from Docker's layer cache, and removing a run's tag
+ * leaves the layers to the next run. Built afresh in each run, the image took
+ * over 30 s on a slow machine, too long for a run to get half-way before its
+ * timeout.
+ */
+async function cacheTrainerLayers(): Promise<void> {
+  const context = await trainerBuildContext(repoRoot, trainerBaseImage())
+  const dir = await stageBuildContext(repoRoot, context, work)
+  await new Docker().buildImage({
+    context: dir,
+    file: path.join(dir, 'Containerfile'),
+    tag: LAYERS_TAG,
+    buildArgs: context.buildArgs,
+  })
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'oml-interrupt-'))
   ;[kind, internet] = await Promise.all([
     kindWithStandInNode(trainerBaseImage()),
     startInternetStandIn(),
+    cacheTrainerLayers(),
   ])
   hostsBefore = await readFile('/etc/hosts', 'utf8')
-}, 60_000)
+}, 600_000)
 
 afterAll(async () => {
+  await docker(['image', 'rm', LAYERS_TAG])
   await kind?.stop(clusters)
   await internet?.stop()
   if (work) await rm(work, { recursive: true, force: true })

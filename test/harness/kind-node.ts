@@ -1,10 +1,10 @@
 /**
  * The real kind binary (built by test-tools) on the real Docker engine, with
  * a stand-in for its node image (standins/kind-node-docker.sh): kind creates
- * real, labelled node containers on its real network, and waits for them to
- * boot, which they never do. For the runs that are stopped while kind
- * creates the cluster: the one moment of the kind path that can be had here
- * without kindest/node.
+ * real, labelled node containers on its real network, sees them boot, and
+ * then waits for the first command it runs in them, which never answers. For
+ * the runs that are stopped while kind creates the cluster: the one moment of
+ * the kind path that can be had here without kindest/node.
  */
 import { execFileSync } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'

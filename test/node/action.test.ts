@@ -161,6 +161,9 @@ async function expectSignedByRealChains(step: ActionStep, repository: string) {
 }
 
 describe('the whole action on the cluster from real parts, with real Tekton and real Chains', () => {
+  // The first run on the fresh node pulls every image of Tekton, Chains and the
+  // trainer: about 35 s on a quick machine, over a minute on a slow disk. The
+  // timeout only guards against a hang; `npm run bench` measures the time.
   it('installs both, trains, and passes on what real Chains signed and attested with the run key', async () => {
     const step = await runActionStep(inputs('iris-run'), { env: runEnv('happy-day.json') })
     await expectSignedByRealChains(step, 'iris-run')
@@ -170,7 +173,7 @@ describe('the whole action on the cluster from real parts, with real Tekton and 
     const images = pods.items.flatMap((p) => p.spec!.containers.map((c) => c.image!))
     expect(images.length).toBeGreaterThan(0)
     for (const image of images) expect(chainsImages).toContain(image)
-  })
+  }, 240_000)
 
   it('through an API server that throttles, fails and cuts watches: still passes, each retry said', async () => {
     const proxy = await startApiProxy(cluster.kube, {
