@@ -12,7 +12,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { V1Pod } from '@kubernetes/client-node'
+import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { prepareRunNamespace } from '../../src/phases/credentials.js'
@@ -386,6 +386,32 @@ describe('the pipeline phase on a real node with real Tekton', () => {
   })
 
   it('names the image pull when the run times out before Tekton gives up on it', async () => {
+    // Tekton fails a TaskRun at its pod's first ImagePullBackOff unless
+    // default-imagepullbackoff-timeout says to wait: set here, the run's
+    // deadline comes first on any machine, not only where the kubelet is slow
+    // to back off.
+    await setImagePullBackOffTimeout('5m')
+    try {
+      await expectTimeoutNamingThePull()
+    } finally {
+      await setImagePullBackOffTimeout(null)
+    }
+    recordFault('image cannot be pulled, timeout first (real node)', 'reported')
+  })
+
+  /** Sets (or, with null, removes) Tekton's default-imagepullbackoff-timeout. */
+  async function setImagePullBackOffTimeout(value: string | null): Promise<void> {
+    await cluster.client.core.patchNamespacedConfigMap(
+      {
+        name: 'config-defaults',
+        namespace: 'tekton-pipelines',
+        body: { data: { 'default-imagepullbackoff-timeout': value } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+  }
+
+  async function expectTimeoutNamingThePull(): Promise<void> {
     const run = runPipeline(
       {
         image: parseReference(`${cluster.registry.name}/models/iris:unpulled-late`),
@@ -399,8 +425,7 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     await expect(run).rejects.toThrow(
       /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
     )
-    recordFault('image cannot be pulled, timeout first (real node)', 'reported')
-  })
+  }
 
   it('cancels a run that does not finish by the deadline, and says what it saw last', async () => {
     const run = runPipeline(
