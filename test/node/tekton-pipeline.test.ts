@@ -23,6 +23,7 @@ import {
   CHAINS_CONTROLLER,
   CHAINS_NAMESPACE,
   installTekton,
+  PIPELINES_NAMESPACE,
   SIGNING_SECRET,
 } from '../../src/phases/tekton.js'
 import type { KubeObject } from '../../src/kube/objects.js'
@@ -392,7 +393,19 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     // to back off.
     await setImagePullBackOffTimeout('5m')
     try {
-      await expectTimeoutNamingThePull()
+      const run = runPipeline(
+        {
+          image: parseReference(`${cluster.registry.name}/models/iris:unpulled-late`),
+          dataset,
+          trainerImage: absentTrainer(),
+          params: {},
+          ...target,
+        },
+        { kube: cluster.client, deadline: Date.now() + 20_000, output: output() },
+      )
+      await expect(run).rejects.toThrow(
+        /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
+      )
     } finally {
       await setImagePullBackOffTimeout(null)
     }
@@ -404,26 +417,10 @@ describe('the pipeline phase on a real node with real Tekton', () => {
     await cluster.client.core.patchNamespacedConfigMap(
       {
         name: 'config-defaults',
-        namespace: 'tekton-pipelines',
+        namespace: PIPELINES_NAMESPACE,
         body: { data: { 'default-imagepullbackoff-timeout': value } },
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    )
-  }
-
-  async function expectTimeoutNamingThePull(): Promise<void> {
-    const run = runPipeline(
-      {
-        image: parseReference(`${cluster.registry.name}/models/iris:unpulled-late`),
-        dataset,
-        trainerImage: absentTrainer(),
-        params: {},
-        ...target,
-      },
-      { kube: cluster.client, deadline: Date.now() + 20_000, output: output() },
-    )
-    await expect(run).rejects.toThrow(
-      /^timed out after \d+\.\ds waiting for PipelineRun oml-chains\/oml-chains-\w+ to finish; last seen: Running: .*; pod oml-chains-\w+-train-pod: container step-train waiting \((ErrImagePull|ImagePullBackOff): .*registry\.local:5000\/oml-chains\/trainer@sha256:0{64}.*; the PipelineRun was cancelled$/s,
     )
   }
 
